@@ -1,0 +1,90 @@
+"""Settings, read from the environment with the ``SHODAKU_`` prefix (API.md, Configuration)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Only ever accepted with SHODAKU_ENV=dev: a key everyone can read signs nothing in production.
+DEV_SECRET_KEY = "shodaku-dev-key-not-for-production"  # noqa: S105 - refused outside dev
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class SmtpTls(StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHODAKU_", extra="ignore")
+
+    env: Environment = Environment.PROD
+    database_url: str = "sqlite+aiosqlite:///./shodaku.db"
+    # NoDecode: a plain comma-separated string, not JSON.
+    secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    base_url: str = "http://127.0.0.1:8000"
+
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: SmtpTls = SmtpTls.NONE
+    smtp_timeout: float = 30.0
+    outbox_dir: Path = Path("./var/outbox")
+
+    send_rate: float = Field(default=0, ge=0)
+    send_concurrency: int = Field(default=8, ge=1, le=256)
+    send_batch_size: int = Field(default=200, ge=1, le=5000)
+    send_lease_seconds: int = Field(default=300, ge=10)
+    send_max_attempts: int = Field(default=8, ge=1)
+
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_private_key: Path | None = None
+
+    confirm_token_max_age: int = Field(default=7 * 24 * 3600, ge=60)
+    # Signup abuse limits (subscription bombing); 0 turns a limit off.
+    signup_limit_per_ip: int = Field(default=20, ge=0)
+    signup_limit_per_address: int = Field(default=3, ge=0)
+    signup_limit_window: int = Field(default=3600, ge=1)
+
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_keys(cls, data: object) -> object:
+        if isinstance(data, dict):
+            raw = data.get("secret_keys")
+            if isinstance(raw, str):
+                data["secret_keys"] = [k.strip() for k in raw.split(",") if k.strip()]
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret_outside_dev(self) -> Self:
+        if not self.secret_keys:
+            if self.env is not Environment.DEV:
+                raise ValueError(
+                    "SHODAKU_SECRET_KEYS is not set; set it (comma-separated, newest first) "
+                    "or run with SHODAKU_ENV=dev to use the development key"
+                )
+            self.secret_keys = [DEV_SECRET_KEY]
+        elif DEV_SECRET_KEY in self.secret_keys and self.env is not Environment.DEV:
+            raise ValueError("the development secret key is refused unless SHODAKU_ENV=dev")
+        if any(len(k) < 16 for k in self.secret_keys) and self.env is not Environment.DEV:
+            raise ValueError("every key in SHODAKU_SECRET_KEYS must be at least 16 characters")
+        self.base_url = self.base_url.rstrip("/")
+        return self
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,80 @@
+"""Engine and sessions: one unit of work per request, committed at the boundary only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    """Build the engine for either supported database.
+
+    SQLite: WAL so readers never wait for the writer, a busy timeout so writers queue instead of
+    failing, and ``BEGIN IMMEDIATE`` so a transaction takes the write lock up front. A deferred
+    transaction that reads and then writes can fail with SQLITE_BUSY without waiting, which is
+    exactly what a worker claiming a batch while a request records an opt-out would hit.
+    """
+    if url.startswith("sqlite"):
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=60,
+            connect_args={"timeout": 60},
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    # Each concurrent sender holds a session; the default pool (5 + 10) is too small (DESIGN.md).
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=30,
+        pool_pre_ping=True,
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Yield a session; commit when the endpoint returns normally, roll back otherwise."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+# scope="function": the commit runs before the response is sent. With the default ("request")
+# FastAPI sends the answer first and commits afterwards, and an opt-out answered before it is
+# durable would break SG-2.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,94 @@
+"""The application: create_app() builds it; the lifespan runs the background senders."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from app.access_log import AccessLogMiddleware
+from app.config import Settings
+from app.errors import install_error_handlers
+from app.mail.outbox import run_outbox_sender
+from app.mail.system_mail import SystemMail
+from app.mail.transport import Transport, make_transport
+from app.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_outbox: bool = True,
+    run_sender: bool | None = None,
+    transport: Transport | None = None,
+) -> FastAPI:
+    """Build the app. ``run_sender`` (default: on SQLite only) runs the campaign sender in this
+    process; on PostgreSQL the sending is done by ``shodaku worker`` processes."""
+    settings = settings or Settings()
+    runtime = Runtime.build(settings)
+    mail_transport = transport or make_transport(settings)
+    system_mail = SystemMail()
+    with_sender = settings.is_sqlite if run_sender is None else run_sender
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = []
+        if run_outbox:
+            tasks.append(
+                asyncio.create_task(run_outbox_sender(runtime, mail_transport, system_mail))
+            )
+        if with_sender:
+            from app.sending.worker import run_inprocess_sender
+
+            tasks.append(asyncio.create_task(run_inprocess_sender(runtime, mail_transport)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await mail_transport.close()
+            await runtime.engine.dispose()
+
+    app = FastAPI(
+        title="Shodaku",
+        version="1.0.0",
+        summary="Newsletter sending in which consent is evidence, enforced as each message leaves.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.sessionmaker = runtime.sessionmaker
+    app.state.settings = settings
+    app.state.transport = mail_transport
+    app.state.system_mail = system_mail
+    install_error_handlers(app)
+    app.add_middleware(AccessLogMiddleware)
+
+    from app.campaigns.endpoints import router as campaigns_router
+    from app.health import router as health_router
+    from app.lists.endpoints import router as lists_router
+    from app.public.endpoints import router as public_router
+    from app.senders.endpoints import router as senders_router
+    from app.subscribers.endpoints import router as subscribers_router
+    from app.subscriptions.endpoints import router as consent_router
+    from app.templates.endpoints import router as templates_router
+
+    for router in (
+        senders_router,
+        lists_router,
+        subscribers_router,
+        consent_router,
+        templates_router,
+        campaigns_router,
+    ):
+        app.include_router(router, prefix="/api/v1")
+    app.include_router(public_router)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,35 @@
+"""Every table, imported in one place (for Alembic and to keep imports free of cycles)."""
+
+from app.models.api_key import ApiKey
+from app.models.audit_log import AuditLog
+from app.models.base import Base
+from app.models.campaign import Campaign
+from app.models.consent_event import ConsentEvent
+from app.models.consent_text import ConsentText
+from app.models.delivery import Delivery
+from app.models.instance_secret import InstanceSecret
+from app.models.mailing_list import MailingList
+from app.models.outbox_message import OutboxMessage
+from app.models.sender import Sender
+from app.models.subscriber import Subscriber
+from app.models.subscription import Subscription
+from app.models.suppression import Suppression
+from app.models.template import Template
+
+__all__ = [
+    "ApiKey",
+    "AuditLog",
+    "Base",
+    "Campaign",
+    "ConsentEvent",
+    "ConsentText",
+    "Delivery",
+    "InstanceSecret",
+    "MailingList",
+    "OutboxMessage",
+    "Sender",
+    "Subscriber",
+    "Subscription",
+    "Suppression",
+    "Template",
+]

@@ -1,0 +1,243 @@
+"""Queries of the consent domain, and the consent gate: the one definition of who may be mailed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.models import (
+    ConsentEvent,
+    ConsentText,
+    MailingList,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
+from app.models.enums import SubscriptionStatus, SuppressionScope
+
+
+class GateVerdict(StrEnum):
+    MAILABLE = "mailable"
+    NO_CONSENT = "no_consent"
+    SUPPRESSED = "suppressed"
+
+
+def consent_valid(
+    subscription: type[Subscription] | Any = Subscription,
+) -> ColumnElement[bool]:
+    """SG-1, CC-1, CC-3: an active subscription resting on a recorded grant with a legal basis,
+    confirmed where its list asked for confirmation (double opt-in)."""
+    return and_(
+        subscription.status == SubscriptionStatus.ACTIVE,
+        subscription.grant_event_id.is_not(None),
+        subscription.basis.is_not(None),
+        or_(
+            subscription.requires_confirmation.is_(False),
+            subscription.confirmed_at.is_not(None),
+        ),
+    )
+
+
+def suppressed(
+    address_hash: InstrumentedAttribute[str] | ColumnElement[str] | Any,
+    sender_id: InstrumentedAttribute[int] | ColumnElement[int] | Any,
+    list_id: InstrumentedAttribute[int] | ColumnElement[int] | Any,
+) -> ColumnElement[bool]:
+    """SG-2, OO-5, DS-3: a suppression of the address for everything, for the list's sender, or
+    for the list itself."""
+    return exists(
+        select(literal(1)).where(
+            Suppression.address_hash == address_hash,
+            or_(
+                Suppression.scope == SuppressionScope.GLOBAL,
+                and_(
+                    Suppression.scope == SuppressionScope.SENDER, Suppression.scope_ref == sender_id
+                ),
+                and_(Suppression.scope == SuppressionScope.LIST, Suppression.scope_ref == list_id),
+            ),
+        )
+    )
+
+
+def gate_verdict(
+    subscription: type[Subscription] | Any = Subscription,
+    subscriber: type[Subscriber] | Any = Subscriber,
+    mailing_list: type[MailingList] | Any = MailingList,
+) -> ColumnElement[str]:
+    """The consent gate as one SQL expression, for rows joining a subscription to its subscriber
+    and list (SG-1, SG-2). Used when a campaign's deliveries are created and again, in the same
+    statement that claims them, when a worker is about to send."""
+    return case(
+        (
+            suppressed(subscriber.address_hash, mailing_list.sender_id, mailing_list.id),
+            literal(GateVerdict.SUPPRESSED.value),
+        ),
+        (consent_valid(subscription), literal(GateVerdict.MAILABLE.value)),
+        else_=literal(GateVerdict.NO_CONSENT.value),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    verdict: GateVerdict
+    consent_event_id: int | None
+
+    @property
+    def mailable(self) -> bool:
+        return self.verdict is GateVerdict.MAILABLE
+
+
+async def check_gate(session: AsyncSession, subscriber_id: int, list_id: int) -> GateDecision:
+    """May this subscriber be mailed for this list now? (SG-1) The same expression as above."""
+    row = (
+        await session.execute(
+            select(
+                gate_verdict(),
+                func.coalesce(Subscription.confirm_event_id, Subscription.grant_event_id),
+            )
+            .select_from(Subscription)
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .join(MailingList, MailingList.id == Subscription.list_id)
+            .where(Subscription.subscriber_id == subscriber_id, Subscription.list_id == list_id)
+        )
+    ).first()
+    if row is None:
+        return GateDecision(GateVerdict.NO_CONSENT, None)
+    verdict = GateVerdict(row[0])
+    return GateDecision(verdict, row[1] if verdict is GateVerdict.MAILABLE else None)
+
+
+async def is_suppressed(
+    session: AsyncSession, address_hash: str, sender_id: int, list_id: int
+) -> bool:
+    return bool(await session.scalar(select(suppressed(address_hash, sender_id, list_id))))
+
+
+async def find_suppressions(session: AsyncSession, address_hash: str) -> Sequence[Suppression]:
+    result = await session.scalars(
+        select(Suppression).where(Suppression.address_hash == address_hash).order_by(Suppression.id)
+    )
+    return result.all()
+
+
+async def upsert_suppression(
+    session: AsyncSession,
+    *,
+    address_hash: str,
+    scope: SuppressionScope,
+    scope_ref: int,
+    reason: str,
+    consent_event_id: int | None,
+) -> None:
+    """Insert a suppression unless the same one exists: idempotent under concurrent opt-outs."""
+    values = {
+        "address_hash": address_hash,
+        "scope": scope.value,
+        "scope_ref": scope_ref,
+        "reason": reason,
+        "consent_event_id": consent_event_id,
+    }
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(Suppression)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["address_hash", "scope", "scope_ref"])
+    )
+
+
+async def lift_suppressions(
+    session: AsyncSession, *, address_hash: str, sender_id: int, list_id: int
+) -> int:
+    """OO-6: only called on the person's own fresh, confirmed opt-in to this list."""
+    result = await session.execute(
+        delete(Suppression).where(
+            Suppression.address_hash == address_hash,
+            or_(
+                Suppression.scope == SuppressionScope.GLOBAL,
+                and_(
+                    Suppression.scope == SuppressionScope.SENDER, Suppression.scope_ref == sender_id
+                ),
+                and_(Suppression.scope == SuppressionScope.LIST, Suppression.scope_ref == list_id),
+            ),
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def store_consent_text(session: AsyncSession, text: str) -> str:
+    """CR-1: each exact wording once, keyed by its SHA-256; returns the hash."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(ConsentText)
+        .values(hash=digest, text=text)
+        .on_conflict_do_nothing(index_elements=["hash"])
+    )
+    return digest
+
+
+async def get_subscription(
+    session: AsyncSession, subscriber_id: int, list_id: int, *, for_update: bool = False
+) -> Subscription | None:
+    stmt = select(Subscription).where(
+        Subscription.subscriber_id == subscriber_id, Subscription.list_id == list_id
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).first()
+
+
+async def subscriptions_of_sender(
+    session: AsyncSession, subscriber_id: int, sender_id: int
+) -> Sequence[Subscription]:
+    result = await session.scalars(
+        select(Subscription)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .where(Subscription.subscriber_id == subscriber_id, MailingList.sender_id == sender_id)
+        .order_by(Subscription.id)
+        .with_for_update(of=Subscription)
+    )
+    return result.all()
+
+
+async def latest_events(
+    session: AsyncSession,
+    *,
+    list_id: int | None = None,
+    email: str | None = None,
+    since: Any = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> Sequence[ConsentEvent]:
+    """Consent and opt-out events, newest first, keyset-paginated by id."""
+    stmt = select(ConsentEvent)
+    if list_id is not None:
+        # A sender-wide withdrawal (list_id NULL) concerns every list of that sender.
+        sender_of_list = (
+            select(MailingList.sender_id).where(MailingList.id == list_id).scalar_subquery()
+        )
+        stmt = stmt.where(
+            or_(
+                ConsentEvent.list_id == list_id,
+                and_(ConsentEvent.list_id.is_(None), ConsentEvent.sender_id == sender_of_list),
+            )
+        )
+    if email is not None:
+        stmt = stmt.where(ConsentEvent.email == email)
+    if since is not None:
+        stmt = stmt.where(ConsentEvent.occurred_at >= since)
+    if before_id is not None:
+        stmt = stmt.where(ConsentEvent.id < before_id)
+    result = await session.scalars(stmt.order_by(ConsentEvent.id.desc()).limit(limit))
+    return result.all()

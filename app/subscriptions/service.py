@@ -1,0 +1,541 @@
+"""Consent coming in and going out: signup, confirmation, recorded consent, opt-out.
+
+Every change to a subscription's status appends a ConsentEvent in the same unit of work; the
+caller's session commits it whole or not at all (CR-1).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.addresses import AddressHasher, mask_address
+from app.errors import Conflict, InvalidToken, NotFound
+from app.models import (
+    ConsentEvent,
+    MailingList,
+    OutboxMessage,
+    Sender,
+    Subscriber,
+    Subscription,
+    Suppression,
+)
+from app.models.base import utcnow
+from app.models.enums import (
+    ConsentEventKind,
+    ConsentMethod,
+    LegalBasis,
+    SubscriptionStatus,
+    SuppressionReason,
+    SuppressionScope,
+)
+from app.subscribers import repository as subscribers_repo
+from app.subscriptions import repository as repo
+from app.tokens import UnsubscribeClaim
+
+log = logging.getLogger(__name__)
+
+SUBJECT = "subject"  # recorded_by: the person themself
+
+
+class AddressSuppressed(Conflict):
+    """OO-6: a suppression is lifted only by the person's own fresh, confirmed opt-in."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOrigin:
+    """Where a public request came from, recorded with the event (CR-1)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    source_url: str | None = None
+
+
+class SignupResult(StrEnum):
+    PENDING = "pending"  # a confirmation mail is on its way
+    ACTIVE = "active"  # single opt-in list: subscribed now
+    UNCHANGED = "unchanged"  # already subscribed: nothing to do, nothing sent
+
+
+@dataclass(frozen=True, slots=True)
+class SignupOutcome:
+    result: SignupResult
+    subscription_id: int | None
+    outbox_id: int | None = None
+
+
+async def _list_and_sender(session: AsyncSession, list_id: int) -> tuple[MailingList, Sender]:
+    row = (
+        await session.execute(
+            select(MailingList, Sender)
+            .join(Sender, Sender.id == MailingList.sender_id)
+            .where(MailingList.id == list_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"There is no list {list_id}.")
+    return row[0], row[1]
+
+
+async def list_by_slug(session: AsyncSession, slug: str) -> tuple[MailingList, Sender]:
+    row = (
+        await session.execute(
+            select(MailingList, Sender)
+            .join(Sender, Sender.id == MailingList.sender_id)
+            .where(MailingList.slug == slug)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("There is no such list.")
+    return row[0], row[1]
+
+
+async def _ensure_subscription(
+    session: AsyncSession, subscriber_id: int, list_id: int
+) -> Subscription:
+    """Get or create the subscription row, locked for this unit of work."""
+    subscription = await repo.get_subscription(session, subscriber_id, list_id, for_update=True)
+    if subscription is not None:
+        return subscription
+    now = utcnow()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(Subscription)
+        .values(
+            subscriber_id=subscriber_id,
+            list_id=list_id,
+            status=SubscriptionStatus.PENDING.value,
+            requires_confirmation=False,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["subscriber_id", "list_id"])
+    )
+    subscription = await repo.get_subscription(session, subscriber_id, list_id, for_update=True)
+    assert subscription is not None
+    return subscription
+
+
+async def subscribe(
+    session: AsyncSession,
+    hasher: AddressHasher,
+    *,
+    mailing_list: MailingList,
+    email: str,
+    name: str | None,
+    consent_text: str,
+    method: ConsentMethod,
+    origin: RequestOrigin,
+) -> SignupOutcome:
+    """A person asks for the list through a signup door (CC-1, CC-2, CC-3, CC-5, CR-1).
+
+    The caller has already checked the consent box was ticked and the address is normalised.
+    On a double opt-in list (the default) the subscription stays pending and a confirmation
+    mail is written to the outbox in this same unit of work; it carries no advertising and goes
+    only to the address that asked. A suppressed address always goes through confirmation, even
+    on a single opt-in list: only the person's own confirmed opt-in may lift a suppression (OO-6).
+    """
+    address_hash = hasher(email)
+    subscriber, _ = await subscribers_repo.get_or_create(
+        session, email=email, address_hash=address_hash, name=name
+    )
+    subscription = await _ensure_subscription(session, subscriber.id, mailing_list.id)
+    if subscription.status == SubscriptionStatus.ACTIVE:
+        # Same answer to the caller as any other signup; nothing new to record or send.
+        return SignupOutcome(SignupResult.UNCHANGED, subscription.id)
+
+    is_suppressed = await repo.is_suppressed(
+        session, address_hash, mailing_list.sender_id, mailing_list.id
+    )
+    needs_confirmation = mailing_list.double_opt_in or is_suppressed
+    now = utcnow()
+    text_hash = await repo.store_consent_text(session, consent_text)
+    event = ConsentEvent(
+        kind=ConsentEventKind.GRANT,
+        email=email,
+        subscriber_id=subscriber.id,
+        sender_id=mailing_list.sender_id,
+        list_id=mailing_list.id,
+        basis=LegalBasis.OPT_IN,
+        method=method,
+        occurred_at=now,
+        obtained_at=now,
+        source_url=origin.source_url,
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        consent_text_hash=text_hash,
+        purpose=mailing_list.purpose,
+        evidence={},
+        double_opt_in_requested_at=now if needs_confirmation else None,
+        recorded_by=SUBJECT,
+    )
+    session.add(event)
+    await session.flush()
+    subscription.basis = LegalBasis.OPT_IN
+    subscription.grant_event_id = event.id
+    subscription.confirm_event_id = None
+    subscription.confirmed_at = None
+    subscription.requires_confirmation = needs_confirmation
+    subscription.updated_at = now
+    if not needs_confirmation:
+        subscription.status = SubscriptionStatus.ACTIVE
+        await session.flush()
+        return SignupOutcome(SignupResult.ACTIVE, subscription.id)
+    subscription.status = SubscriptionStatus.PENDING
+    outbox = OutboxMessage(
+        kind="confirmation", subscription_id=subscription.id, consent_event_id=event.id
+    )
+    session.add(outbox)
+    await session.flush()
+    log.info("signup pending confirmation list=%s subscriber=%s", mailing_list.id, subscriber.id)
+    return SignupOutcome(SignupResult.PENDING, subscription.id, outbox.id)
+
+
+class ConfirmResult(StrEnum):
+    CONFIRMED = "confirmed"
+    ALREADY_CONFIRMED = "already_confirmed"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmOutcome:
+    result: ConfirmResult
+    mailing_list: MailingList
+    sender: Sender
+
+
+async def confirmation_target(
+    session: AsyncSession, grant_event_id: int
+) -> tuple[ConsentEvent, Subscription, MailingList, Sender]:
+    """Resolve a confirm token's event to what it confirms; InvalidToken if it no longer can."""
+    event = await session.get(ConsentEvent, grant_event_id)
+    if (
+        event is None
+        or event.kind != ConsentEventKind.GRANT
+        or event.subscriber_id is None
+        or event.list_id is None
+    ):
+        raise InvalidToken("This confirmation link is not valid.")
+    subscription = await repo.get_subscription(session, event.subscriber_id, event.list_id)
+    if subscription is None:
+        raise InvalidToken("This confirmation link is not valid.")
+    mailing_list, sender = await _list_and_sender(session, event.list_id)
+    return event, subscription, mailing_list, sender
+
+
+async def confirm(
+    session: AsyncSession,
+    hasher: AddressHasher,
+    *,
+    grant_event_id: int,
+    origin: RequestOrigin,
+) -> ConfirmOutcome:
+    """The person confirms by the link mailed to them (CC-3): append a confirm event, make the
+    subscription active, and, being the person's own confirmed opt-in, lift any suppression of
+    the address for this list and sender (OO-6)."""
+    event, subscription, mailing_list, sender = await confirmation_target(session, grant_event_id)
+    subscription = (
+        await repo.get_subscription(
+            session, subscription.subscriber_id, subscription.list_id, for_update=True
+        )
+        or subscription
+    )
+    if subscription.grant_event_id != event.id:
+        if subscription.status == SubscriptionStatus.ACTIVE and subscription.confirmed_at:
+            return ConfirmOutcome(ConfirmResult.ALREADY_CONFIRMED, mailing_list, sender)
+        # A newer signup (or an opt-out) superseded the request this link was mailed for.
+        raise InvalidToken("This confirmation link has been replaced or withdrawn.")
+    if subscription.status == SubscriptionStatus.ACTIVE and subscription.confirmed_at:
+        return ConfirmOutcome(ConfirmResult.ALREADY_CONFIRMED, mailing_list, sender)
+    if subscription.status != SubscriptionStatus.PENDING:
+        raise InvalidToken("This confirmation link has been replaced or withdrawn.")
+    now = utcnow()
+    confirm_event = ConsentEvent(
+        kind=ConsentEventKind.CONFIRM,
+        email=event.email,
+        subscriber_id=event.subscriber_id,
+        sender_id=event.sender_id,
+        list_id=event.list_id,
+        basis=event.basis,
+        method=event.method,
+        occurred_at=now,
+        obtained_at=event.obtained_at,
+        source_url=event.source_url,
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        consent_text_hash=event.consent_text_hash,
+        purpose=event.purpose,
+        evidence={"grant_event_id": event.id},
+        double_opt_in_requested_at=event.double_opt_in_requested_at,
+        confirmed_at=now,
+        recorded_by=SUBJECT,
+    )
+    session.add(confirm_event)
+    await session.flush()
+    subscription.status = SubscriptionStatus.ACTIVE
+    subscription.confirm_event_id = confirm_event.id
+    subscription.confirmed_at = now
+    subscription.updated_at = now
+    await repo.lift_suppressions(
+        session,
+        address_hash=hasher(event.email),
+        sender_id=mailing_list.sender_id,
+        list_id=mailing_list.id,
+    )
+    await session.flush()
+    return ConfirmOutcome(ConfirmResult.CONFIRMED, mailing_list, sender)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedConsent:
+    event: ConsentEvent
+    subscription: Subscription
+
+
+async def record_consent(
+    session: AsyncSession,
+    hasher: AddressHasher,
+    *,
+    list_id: int,
+    email: str,
+    basis: LegalBasis,
+    method: ConsentMethod,
+    obtained_at: datetime,
+    evidence: dict[str, Any],
+    consent_text: str | None,
+    origin: RequestOrigin,
+    recorded_by: str,
+) -> RecordedConsent:
+    """An operator records consent obtained elsewhere, with its evidence (CC-1, CC-4, CR-1).
+
+    The evidence has been checked against the basis by the schema. An address under suppression
+    is refused: the admin API never lifts one (OO-6).
+    """
+    mailing_list, _sender = await _list_and_sender(session, list_id)
+    address_hash = hasher(email)
+    if await repo.is_suppressed(session, address_hash, mailing_list.sender_id, mailing_list.id):
+        raise AddressSuppressed(
+            "This address has opted out or is suppressed; only the person's own confirmed "
+            "opt-in can lift that, so no consent was recorded."
+        )
+    subscriber, _ = await subscribers_repo.get_or_create(
+        session, email=email, address_hash=address_hash
+    )
+    subscription = await _ensure_subscription(session, subscriber.id, mailing_list.id)
+    text_hash = await repo.store_consent_text(session, consent_text) if consent_text else None
+    now = utcnow()
+    event = ConsentEvent(
+        kind=ConsentEventKind.GRANT,
+        email=email,
+        subscriber_id=subscriber.id,
+        sender_id=mailing_list.sender_id,
+        list_id=mailing_list.id,
+        basis=basis,
+        method=method,
+        occurred_at=now,
+        obtained_at=obtained_at,
+        source_url=origin.source_url,
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        consent_text_hash=text_hash,
+        purpose=mailing_list.purpose,
+        evidence=evidence,
+        recorded_by=recorded_by,
+    )
+    session.add(event)
+    await session.flush()
+    subscription.status = SubscriptionStatus.ACTIVE
+    subscription.basis = basis
+    subscription.grant_event_id = event.id
+    if not subscription.confirmed_at:
+        subscription.requires_confirmation = False
+    subscription.updated_at = now
+    await session.flush()
+    return RecordedConsent(event, subscription)
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutOutcome:
+    """What an opt-out did. ``changed`` is False for a harmless repeat."""
+
+    changed: bool
+    event_ids: list[int] = field(default_factory=list)
+    unsubscribed_list_ids: list[int] = field(default_factory=list)
+    cancelled_deliveries: int = 0
+
+
+async def record_optout(
+    session: AsyncSession,
+    hasher: AddressHasher,
+    *,
+    email: str,
+    sender_id: int,
+    list_id: int | None,
+    method: ConsentMethod,
+    reason: SuppressionReason,
+    recorded_by: str,
+    origin: RequestOrigin | None = None,
+    channel: str | None = None,
+    note: str | None = None,
+) -> OptOutOutcome:
+    """One opt-out, one unit of work (SG-2, OO-1, OO-5): append the withdrawal event, set the
+    subscriptions in scope to unsubscribed, upsert the suppression, and cancel the address's
+    queued deliveries. The caller answers only after this commits; from then on the send gate
+    refuses the address, at claim time and again just before each SMTP transaction.
+
+    ``list_id`` None means every list of the sender (the default scope, OO-5). A repeat changes
+    nothing and appends nothing (OO-3).
+    """
+    from app.campaigns.repository import cancel_queued_deliveries
+
+    origin = origin or RequestOrigin()
+    address_hash = hasher(email)
+    scope = SuppressionScope.LIST if list_id is not None else SuppressionScope.SENDER
+    scope_ref = list_id if list_id is not None else sender_id
+    subscriber = await subscribers_repo.get_by_email(session, email)
+
+    in_scope: Sequence[Subscription] = []
+    if subscriber is not None:
+        if list_id is not None:
+            one = await repo.get_subscription(session, subscriber.id, list_id, for_update=True)
+            in_scope = [one] if one is not None else []
+        else:
+            in_scope = await repo.subscriptions_of_sender(session, subscriber.id, sender_id)
+    to_unsubscribe = [s for s in in_scope if s.status != SubscriptionStatus.UNSUBSCRIBED]
+    already = await _has_suppression(session, address_hash, scope, scope_ref)
+    if already and not to_unsubscribe:
+        return OptOutOutcome(changed=False)
+
+    now = utcnow()
+    event = ConsentEvent(
+        kind=ConsentEventKind.WITHDRAW,
+        email=email,
+        subscriber_id=subscriber.id if subscriber else None,
+        sender_id=sender_id,
+        list_id=list_id,
+        basis=None,
+        method=method,
+        occurred_at=now,
+        source_url=origin.source_url,
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        evidence={},
+        recorded_by=recorded_by,
+        scope=scope,
+        channel=channel,
+        note=note,
+    )
+    session.add(event)
+    await session.flush()
+    for subscription in to_unsubscribe:
+        subscription.status = SubscriptionStatus.UNSUBSCRIBED
+        subscription.updated_at = now
+    await repo.upsert_suppression(
+        session,
+        address_hash=address_hash,
+        scope=scope,
+        scope_ref=scope_ref,
+        reason=reason,
+        consent_event_id=event.id,
+    )
+    cancelled = 0
+    if subscriber is not None:
+        cancelled = await cancel_queued_deliveries(
+            session, subscriber_id=subscriber.id, sender_id=sender_id, list_id=list_id
+        )
+    await session.flush()
+    log.info(
+        "opt-out recorded address=%s sender=%s list=%s cancelled=%s",
+        mask_address(email),
+        sender_id,
+        list_id,
+        cancelled,
+    )
+    return OptOutOutcome(
+        changed=True,
+        event_ids=[event.id],
+        unsubscribed_list_ids=[s.list_id for s in to_unsubscribe],
+        cancelled_deliveries=cancelled,
+    )
+
+
+async def _has_suppression(
+    session: AsyncSession, address_hash: str, scope: SuppressionScope, scope_ref: int
+) -> bool:
+    found = await session.scalar(
+        select(Suppression.id).where(
+            Suppression.address_hash == address_hash,
+            Suppression.scope == scope,
+            Suppression.scope_ref == scope_ref,
+        )
+    )
+    return found is not None
+
+
+class UnsubscribeScope(StrEnum):
+    SENDER = "sender"  # every list of the sender: the default (OO-5)
+    LIST = "list"
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeTarget:
+    """What an unsubscribe link points at; subscriber is None once the person was erased."""
+
+    mailing_list: MailingList
+    sender: Sender
+    subscriber: Subscriber | None
+
+
+async def unsubscribe_target(
+    session: AsyncSession, hasher: AddressHasher, claim: UnsubscribeClaim
+) -> UnsubscribeTarget:
+    mailing_list = await session.get(MailingList, claim.list_id)
+    if mailing_list is None:
+        raise InvalidToken("This unsubscribe link is not valid.")
+    sender = await session.get(Sender, mailing_list.sender_id)
+    assert sender is not None
+    subscriber = await session.get(Subscriber, claim.subscriber_id)
+    if subscriber is not None and not subscriber.address_hash.startswith(claim.address_hash_prefix):
+        # The id was re-used after an erasure: this link belongs to somebody else, who is
+        # already suppressed for good.
+        subscriber = None
+    return UnsubscribeTarget(mailing_list, sender, subscriber)
+
+
+async def unsubscribe_by_token(
+    session: AsyncSession,
+    hasher: AddressHasher,
+    *,
+    claim: UnsubscribeClaim,
+    scope: UnsubscribeScope,
+    method: ConsentMethod,
+    origin: RequestOrigin,
+) -> tuple[UnsubscribeTarget, OptOutOutcome]:
+    """The recipient's own opt-out, by the body link or the RFC 8058 one-click POST (OO-1..5).
+
+    An erased person is already suppressed everywhere: the link still answers that they are
+    unsubscribed, and changes nothing.
+    """
+    target = await unsubscribe_target(session, hasher, claim)
+    if target.subscriber is None:
+        return target, OptOutOutcome(changed=False)
+    outcome = await record_optout(
+        session,
+        hasher,
+        email=target.subscriber.email,
+        sender_id=target.mailing_list.sender_id,
+        list_id=target.mailing_list.id if scope is UnsubscribeScope.LIST else None,
+        method=method,
+        reason=SuppressionReason.UNSUBSCRIBE,
+        recorded_by=SUBJECT,
+        origin=origin,
+    )
+    return target, outcome

@@ -1,0 +1,70 @@
+"""Signed link tokens: one salt per purpose, key rotation by a list of keys (OO-4).
+
+No token carries an address in clear: an unsubscribe token names a subscriber id, a list id and
+a short prefix of the address's keyed hash (so a re-used id can never unsubscribe someone else);
+a confirm token names the grant event it confirms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+
+from app.errors import InvalidToken
+
+UNSUBSCRIBE_SALT = "shodaku.unsubscribe.v1"
+CONFIRM_SALT = "shodaku.confirm.v1"
+HASH_PREFIX_LENGTH = 12
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeClaim:
+    subscriber_id: int
+    list_id: int
+    address_hash_prefix: str
+
+
+class ExpiredToken(InvalidToken):
+    pass
+
+
+class TokenSigner:
+    def __init__(self, keys_newest_first: list[str], *, confirm_max_age: int) -> None:
+        # itsdangerous signs with the last key and verifies with all: newest goes last.
+        keys = list(reversed(keys_newest_first))
+        self._unsubscribe = URLSafeSerializer(keys, salt=UNSUBSCRIBE_SALT)
+        self._confirm = URLSafeTimedSerializer(keys, salt=CONFIRM_SALT)
+        self._confirm_max_age = confirm_max_age
+
+    def unsubscribe_token(self, subscriber_id: int, list_id: int, address_hash: str) -> str:
+        """OO-4: never expires, and verifies under every configured key."""
+        return self._unsubscribe.dumps([subscriber_id, list_id, address_hash[:HASH_PREFIX_LENGTH]])
+
+    def read_unsubscribe(self, token: str) -> UnsubscribeClaim:
+        try:
+            value = self._unsubscribe.loads(token)
+        except BadSignature as exc:
+            raise InvalidToken("This unsubscribe link is not valid.") from exc
+        if (
+            not isinstance(value, list)
+            or len(value) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value[:2])
+            or not isinstance(value[2], str)
+        ):
+            raise InvalidToken("This unsubscribe link is not valid.")
+        return UnsubscribeClaim(value[0], value[1], value[2])
+
+    def confirm_token(self, grant_event_id: int) -> str:
+        return self._confirm.dumps(grant_event_id)
+
+    def read_confirm(self, token: str) -> int:
+        try:
+            value = self._confirm.loads(token, max_age=self._confirm_max_age)
+        except SignatureExpired as exc:  # before BadSignature: it is a subclass
+            raise ExpiredToken("This confirmation link has expired.") from exc
+        except BadSignature as exc:
+            raise InvalidToken("This confirmation link is not valid.") from exc
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidToken("This confirmation link is not valid.")
+        return value

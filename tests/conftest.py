@@ -1,0 +1,195 @@
+"""Fixtures shared by the whole suite.
+
+Every test that touches the database runs twice: on SQLite, always, and on PostgreSQL when
+``SHODAKU_TEST_DATABASE_URL`` is set (CI sets it). The schema comes from the real migrations,
+applied once per run; each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import URL
+
+from app.auth.service import create_api_key
+from app.config import Settings
+from app.mail.outbox import OutboxRun, send_due
+from app.main import create_app
+from app.models import Base
+from app.models.enums import ApiKeyScope
+from app.runtime import Runtime
+from tests.smtp import SmtpServer
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_URL = "https://news.example.test"
+TEST_KEYS = ["test-key-newest-0123456789", "test-key-older-0123456789"]
+# Tables the migrations fill and every test keeps.
+KEEP = {"alembic_version", "instance_secrets"}
+
+
+def _alembic_config(url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logging"] = False
+    return config
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    command.upgrade(_alembic_config(f"sqlite+aiosqlite:///{path}"), "head")
+    return path
+
+
+def _sync_url(url: URL) -> URL:
+    return url.set(drivername="postgresql+psycopg")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database beside the one SHODAKU_TEST_DATABASE_URL names, migrated once."""
+    base = os.environ.get("SHODAKU_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("SHODAKU_TEST_DATABASE_URL is not set: PostgreSQL variant not run")
+    url = make_url(base).set(drivername="postgresql+psycopg")
+    name = f"{url.database}_shodaku_pytest"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    test_url = url.set(database=name).render_as_string(hide_password=False)
+    command.upgrade(_alembic_config(test_url), "head")
+    yield test_url
+    admin.dispose()
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = create_engine(url)
+    tables = [t.name for t in Base.metadata.sorted_tables if t.name not in KEEP]
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        procrastinate = conn.execute(
+            text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+        ).scalar()
+        if procrastinate:
+            conn.execute(text("TRUNCATE procrastinate_jobs RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "shodaku.db"
+        shutil.copyfile(sqlite_template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_url")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(database_url: str, smtp_server: SmtpServer, tmp_path: Path) -> Settings:
+    return Settings(
+        env="dev",
+        database_url=database_url,
+        secret_keys=TEST_KEYS,
+        base_url=BASE_URL,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        outbox_dir=tmp_path / "outbox",
+        send_concurrency=4,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    application = create_app(settings, run_outbox=False, run_sender=False)
+    yield application
+    await application.state.transport.close()
+    await application.state.runtime.engine.dispose()
+
+
+@pytest.fixture
+def runtime(app: Any) -> Runtime:
+    rt: Runtime = app.state.runtime
+    return rt
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 51000))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as c:
+        yield c
+
+
+async def _key(runtime: Runtime, scope: ApiKeyScope) -> str:
+    async with runtime.sessionmaker() as session, session.begin():
+        _row, key = await create_api_key(session, f"test {scope}", scope)
+    return key
+
+
+@pytest.fixture
+async def admin_key(runtime: Runtime) -> str:
+    return await _key(runtime, ApiKeyScope.ADMIN)
+
+
+@pytest.fixture
+async def read_key(runtime: Runtime) -> str:
+    return await _key(runtime, ApiKeyScope.READ)
+
+
+@pytest.fixture
+async def admin(app: Any, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the admin API with an admin key."""
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.2", 40000))
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url=f"{BASE_URL}/api/v1",
+        headers={"Authorization": f"Bearer {admin_key}"},
+    ) as c:
+        yield c
+
+
+async def deliver_outbox(app: Any) -> OutboxRun:
+    """Run the outbox sender once, as the background task would."""
+    return await send_due(app.state.runtime, app.state.transport, app.state.system_mail)
+
+
+@pytest.fixture
+def outbox(app: Any) -> Any:
+    async def _run() -> OutboxRun:
+        return await deliver_outbox(app)
+
+    return _run
+
+
+async def wait_for(predicate: Any, seconds: float = 10.0) -> None:
+    """Wait until predicate() is true (polling); fail the test after that many seconds."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)

@@ -62,7 +62,9 @@ def postgres_url() -> Iterator[str]:
     if not base:
         pytest.skip("SHODAKU_TEST_DATABASE_URL is not set: PostgreSQL variant not run")
     url = make_url(base).set(drivername="postgresql+psycopg")
-    name = f"{url.database}_shodaku_pytest"
+    # One database per test run, so that runs in parallel (or a CI run beside a developer's)
+    # never drop each other's.
+    name = f"{url.database}_shodaku_{os.getpid()}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -70,6 +72,8 @@ def postgres_url() -> Iterator[str]:
     test_url = url.set(database=name).render_as_string(hide_password=False)
     command.upgrade(_alembic_config(test_url), "head")
     yield test_url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 

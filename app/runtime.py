@@ -23,6 +23,8 @@ class Runtime:
     signer: TokenSigner
     # Set whenever an outbox row is committed, so the outbox sender wakes at once.
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when a campaign starts or resumes, so an in-process sender starts at once.
+    sender_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     _hasher: AddressHasher | None = None
 
     @classmethod

@@ -1,5 +1,158 @@
-"""HTTP endpoints; see API.md."""
+"""Campaign endpoints (API.md): create, send, pause, resume, cancel, stats, deliveries."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.dependencies import AdminKey, ReadKey
+from app.campaigns import repository as repo
+from app.campaigns import service
+from app.campaigns.schemas import (
+    CampaignCreate,
+    CampaignOut,
+    CampaignPage,
+    CampaignStats,
+    DeliveryOut,
+    DeliveryPage,
+)
+from app.db import SessionDep
+from app.deps import RuntimeDep
+from app.errors import InvalidInput
+from app.models import Campaign
+from app.models.enums import DeliveryStatus
+from app.sending.dispatch import dispatch_campaign
+
+router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+
+
+async def _out(session: AsyncSession, campaign: Campaign) -> CampaignOut:
+    stats = await repo.delivery_stats(session, campaign.id)
+    return CampaignOut(
+        id=campaign.id,
+        name=campaign.name,
+        list_id=campaign.list_id,
+        template_id=campaign.template_id,
+        sender_id=campaign.sender_id,
+        status=campaign.status,
+        scheduled_at=campaign.scheduled_at,
+        started_at=campaign.started_at,
+        finished_at=campaign.finished_at,
+        created_at=campaign.created_at,
+        stats=CampaignStats(**stats),
+    )
+
+
+def _cursor(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise InvalidInput("cursor: not a cursor this API returned.")
+    return int(raw)
+
+
+@router.post("", status_code=201, response_model=CampaignOut)
+async def create_campaign(
+    body: CampaignCreate, session: SessionDep, principal: AdminKey
+) -> CampaignOut:
+    campaign = await service.create_campaign(session, principal, body)
+    return await _out(session, campaign)
+
+
+@router.get("", response_model=CampaignPage)
+async def list_campaigns(
+    session: SessionDep,
+    _principal: ReadKey,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CampaignPage:
+    stmt = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
+    if (before := _cursor(cursor)) is not None:
+        stmt = stmt.where(Campaign.id < before)
+    campaigns = (await session.scalars(stmt)).all()
+    items = [await _out(session, c) for c in campaigns]
+    next_cursor = str(campaigns[-1].id) if len(campaigns) == limit else None
+    return CampaignPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{campaign_id}", response_model=CampaignOut)
+async def get_campaign(campaign_id: int, session: SessionDep, _principal: ReadKey) -> CampaignOut:
+    return await _out(session, await service.get_campaign(session, campaign_id))
+
+
+@router.post("/{campaign_id}/send", status_code=202, response_model=CampaignOut)
+async def send_campaign(
+    campaign_id: int,
+    session: SessionDep,
+    principal: AdminKey,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> CampaignOut:
+    started = await service.send_campaign(session, runtime.settings, principal, campaign_id)
+    if started.dispatch:
+        # Runs after the response, so after the commit: the workers find the campaign.
+        background.add_task(dispatch_campaign, runtime, campaign_id)
+    return await _out(session, started.campaign)
+
+
+@router.post("/{campaign_id}/pause", response_model=CampaignOut)
+async def pause_campaign(campaign_id: int, session: SessionDep, principal: AdminKey) -> CampaignOut:
+    return await _out(session, await service.pause_campaign(session, principal, campaign_id))
+
+
+@router.post("/{campaign_id}/resume", response_model=CampaignOut)
+async def resume_campaign(
+    campaign_id: int,
+    session: SessionDep,
+    principal: AdminKey,
+    runtime: RuntimeDep,
+    background: BackgroundTasks,
+) -> CampaignOut:
+    started = await service.resume_campaign(session, principal, campaign_id)
+    if started.dispatch:
+        background.add_task(dispatch_campaign, runtime, campaign_id)
+    return await _out(session, started.campaign)
+
+
+@router.post("/{campaign_id}/cancel", response_model=CampaignOut)
+async def cancel_campaign(
+    campaign_id: int, session: SessionDep, principal: AdminKey
+) -> CampaignOut:
+    return await _out(session, await service.cancel_campaign(session, principal, campaign_id))
+
+
+@router.get("/{campaign_id}/deliveries", response_model=DeliveryPage)
+async def list_deliveries(
+    campaign_id: int,
+    session: SessionDep,
+    _principal: ReadKey,
+    status: DeliveryStatus | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DeliveryPage | JSONResponse:
+    await service.get_campaign(session, campaign_id)
+    rows = await repo.list_deliveries(
+        session,
+        campaign_id,
+        status=status.value if status else None,
+        after_id=_cursor(cursor),
+        limit=limit,
+    )
+    items = [
+        DeliveryOut(
+            id=d.id,
+            email=email,
+            status=d.status,
+            consent_event_id=d.consent_event_id,
+            attempts=d.attempts,
+            sent_at=d.sent_at,
+            smtp_response=d.smtp_response,
+        )
+        for d, email in rows
+    ]
+    next_cursor = str(items[-1].id) if len(items) == limit else None
+    return DeliveryPage(items=items, next_cursor=next_cursor)

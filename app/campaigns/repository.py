@@ -1,16 +1,34 @@
-"""Queries on campaigns and their delivery ledger."""
+"""Queries on campaigns and their delivery ledger: materialisation, claims, the send window,
+results, statistics. Every claim goes through the one consent gate expression."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, Select, String, and_, func, literal, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Campaign, Delivery, MailingList
-from app.models.base import utcnow
-from app.models.enums import DeliveryStatus
+from app.models import Campaign, Delivery, MailingList, Subscriber, Subscription
+from app.models.base import UtcDateTime, utcnow
+from app.models.enums import CampaignStatus, DeliveryStatus
+from app.subscriptions.repository import GateVerdict, gate_verdict
 
 # Not yet handed to SMTP: an opt-out cancels these in its own transaction (SG-2).
 CANCELLABLE = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
+UNFINISHED = (
+    DeliveryStatus.QUEUED.value,
+    DeliveryStatus.SENDING.value,
+    DeliveryStatus.IN_FLIGHT.value,
+)
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 async def cancel_queued_deliveries(
@@ -35,3 +53,418 @@ async def cancel_queued_deliveries(
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def cancel_all_queued(session: AsyncSession, campaign_id: int) -> int:
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.campaign_id == campaign_id, Delivery.status.in_(CANCELLABLE))
+        .values(status=DeliveryStatus.CANCELLED, updated_at=utcnow(), lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def mailable_recipients(campaign: Campaign) -> Select[Any]:
+    """The campaign's recipients that pass the consent gate now (SG-1): subscription ids and
+    subscriber ids, in subscription id order."""
+    return (
+        select(Subscription.id, Subscription.subscriber_id)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .where(
+            Subscription.list_id == campaign.list_id,
+            gate_verdict(Subscription, Subscriber, MailingList) == GateVerdict.MAILABLE.value,
+        )
+    )
+
+
+async def count_mailable(session: AsyncSession, campaign: Campaign) -> int:
+    sub = mailable_recipients(campaign).subquery()
+    return int(await session.scalar(select(func.count()).select_from(sub)) or 0)
+
+
+async def materialize_batch(session: AsyncSession, campaign: Campaign, batch_size: int) -> bool:
+    """Create the next batch of delivery rows, one per recipient passing the gate, with one
+    INSERT … SELECT over a range of subscription ids: the list is never held in memory, and a
+    repeat inserts nothing twice (unique (campaign, subscriber)). Returns False once there is no
+    range left: the campaign is fully materialised."""
+    upper = await session.scalar(
+        select(Subscription.id)
+        .where(
+            Subscription.list_id == campaign.list_id,
+            Subscription.id > campaign.materialized_up_to,
+        )
+        .order_by(Subscription.id)
+        .offset(batch_size - 1)
+        .limit(1)
+    )
+    if upper is None:
+        upper = await session.scalar(
+            select(func.max(Subscription.id)).where(
+                Subscription.list_id == campaign.list_id,
+                Subscription.id > campaign.materialized_up_to,
+            )
+        )
+    if upper is None:
+        return False
+    now = utcnow()
+    rows = (
+        mailable_recipients(campaign)
+        .where(Subscription.id > campaign.materialized_up_to, Subscription.id <= upper)
+        .subquery()
+    )
+    source = select(
+        literal(campaign.id, Integer()),
+        rows.c.subscriber_id,
+        literal(DeliveryStatus.QUEUED.value, String()),
+        literal(0, Integer()),
+        literal(now, UtcDateTime()),
+        literal(now, UtcDateTime()),
+    ).where(true())  # SQLite reads "FROM x ON CONFLICT" as a join unless a WHERE comes between
+    insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(Delivery)
+        .from_select(
+            ["campaign_id", "subscriber_id", "status", "attempts", "created_at", "updated_at"],
+            source,
+        )
+        .on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
+    )
+    campaign.materialized_up_to = upper
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRecipient:
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str | None
+    attributes: dict[str, Any]
+    address_hash: str
+    consent_event_id: int | None
+    attempts: int
+
+
+def _gate_rows(ids: Iterable[int] | None = None) -> Select[Any]:
+    """Delivery rows joined to what the consent gate needs, with the gate's verdict."""
+    stmt = (
+        select(
+            Delivery.id,
+            Delivery.subscriber_id,
+            gate_verdict(Subscription, Subscriber, MailingList).label("verdict"),
+            func.coalesce(Subscription.confirm_event_id, Subscription.grant_event_id),
+            Subscriber.email,
+            Subscriber.name,
+            Subscriber.attributes,
+            Subscriber.address_hash,
+            Delivery.attempts,
+        )
+        .select_from(Delivery)
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .join(MailingList, MailingList.id == Campaign.list_id)
+        .outerjoin(
+            Subscription,
+            and_(
+                Subscription.subscriber_id == Delivery.subscriber_id,
+                Subscription.list_id == Campaign.list_id,
+            ),
+        )
+    )
+    if ids is not None:
+        stmt = stmt.where(Delivery.id.in_(list(ids)))
+    return stmt
+
+
+@dataclass
+class Claim:
+    recipients: list[ClaimedRecipient]
+    skipped_no_consent: int = 0
+    skipped_suppressed: int = 0
+
+
+async def claim_batch(
+    session: AsyncSession,
+    *,
+    campaign_id: int,
+    worker: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime | None = None,
+) -> Claim:
+    """Claim up to ``limit`` deliveries of a sending campaign for this worker (SG-1).
+
+    In one transaction: pick due rows (queued and due, or under an expired lease: a worker died)
+    with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so workers never pick the same rows, evaluate
+    the consent gate on them, and mark them ``sending`` under a lease, or ``skipped_*`` when the
+    recipient withdrew or was suppressed since the campaign started.
+    """
+    now = now or utcnow()
+    due = or_(
+        and_(
+            Delivery.status == DeliveryStatus.QUEUED,
+            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+        ),
+        and_(
+            Delivery.status.in_([DeliveryStatus.SENDING, DeliveryStatus.IN_FLIGHT]),
+            Delivery.lease_expires_at < now,
+        ),
+    )
+    stmt = (
+        _gate_rows()
+        .where(Delivery.campaign_id == campaign_id, Campaign.status == CampaignStatus.SENDING, due)
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    if _dialect(session) == "postgresql":
+        stmt = stmt.with_for_update(of=Delivery, skip_locked=True)
+    rows = (await session.execute(stmt)).all()
+    claim = Claim(recipients=[])
+    by_verdict: dict[str, list[int]] = {}
+    for row in rows:
+        by_verdict.setdefault(row.verdict, []).append(row.id)
+        if row.verdict == GateVerdict.MAILABLE.value:
+            claim.recipients.append(
+                ClaimedRecipient(
+                    delivery_id=row[0],
+                    subscriber_id=row[1],
+                    email=row[4],
+                    name=row[5],
+                    attributes=row[6] or {},
+                    address_hash=row[7],
+                    consent_event_id=row[3],
+                    attempts=row[8],
+                )
+            )
+    if ids := by_verdict.get(GateVerdict.MAILABLE.value):
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(
+                status=DeliveryStatus.SENDING,
+                claimed_by=worker,
+                lease_expires_at=now + lease,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    for verdict, status in (
+        (GateVerdict.NO_CONSENT, DeliveryStatus.SKIPPED_NO_CONSENT),
+        (GateVerdict.SUPPRESSED, DeliveryStatus.SKIPPED_SUPPRESSED),
+    ):
+        if ids := by_verdict.get(verdict.value):
+            await _set_status(session, ids, status, now)
+            if status is DeliveryStatus.SKIPPED_NO_CONSENT:
+                claim.skipped_no_consent += len(ids)
+            else:
+                claim.skipped_suppressed += len(ids)
+    return claim
+
+
+async def _set_status(
+    session: AsyncSession, ids: Sequence[int], status: DeliveryStatus, now: datetime
+) -> None:
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(list(ids)))
+        .values(status=status, lease_expires_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass
+class Window:
+    """What may be handed to SMTP now, decided while the rows are locked."""
+
+    go: dict[int, int | None]  # delivery id -> consent event relied on
+    skipped_no_consent: list[int]
+    skipped_suppressed: list[int]
+    released: list[int]  # the campaign was paused: back to queued
+
+
+async def open_send_window(
+    session: AsyncSession, *, ids: Sequence[int], worker: str, now: datetime | None = None
+) -> Window:
+    """Re-check, with the rows locked, that each claimed delivery may still be sent (SG-1, SG-2).
+
+    Called in the transaction inside which the worker starts the SMTP transactions (MAIL FROM,
+    RCPT TO). A delivery cancelled by an opt-out, or whose recipient fails the gate now, or whose
+    campaign was paused or cancelled, is not sent. Because the rows stay locked until the SMTP
+    transactions have started, an opt-out that commits after this check waits for them, and so
+    is answered only after they began: none can start after the answer.
+    """
+    now = now or utcnow()
+    stmt = (
+        _gate_rows(ids)
+        .add_columns(Campaign.status)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claimed_by == worker)
+    )
+    if _dialect(session) == "postgresql":
+        stmt = stmt.with_for_update(of=Delivery)
+    window = Window(go={}, skipped_no_consent=[], skipped_suppressed=[], released=[])
+    for row in (await session.execute(stmt)).all():
+        delivery_id, verdict, event_id, campaign_status = row[0], row[2], row[3], row[-1]
+        if campaign_status != CampaignStatus.SENDING:
+            window.released.append(delivery_id)
+        elif verdict == GateVerdict.MAILABLE.value:
+            window.go[delivery_id] = event_id
+        elif verdict == GateVerdict.SUPPRESSED.value:
+            window.skipped_suppressed.append(delivery_id)
+        else:
+            window.skipped_no_consent.append(delivery_id)
+    if window.skipped_no_consent:
+        await _set_status(
+            session, window.skipped_no_consent, DeliveryStatus.SKIPPED_NO_CONSENT, now
+        )
+    if window.skipped_suppressed:
+        await _set_status(
+            session, window.skipped_suppressed, DeliveryStatus.SKIPPED_SUPPRESSED, now
+        )
+    if window.released:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(window.released))
+            .values(
+                status=DeliveryStatus.QUEUED, lease_expires_at=None, claimed_by=None, updated_at=now
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return window
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    delivery_id: int
+    status: DeliveryStatus
+    smtp_response: str | None = None
+    consent_event_id: int | None = None
+    next_attempt_at: datetime | None = None
+    attempts_increment: int = 0
+
+
+async def record_results(session: AsyncSession, results: Sequence[DeliveryResult]) -> None:
+    """Write the outcome of sends. Grouped so a batch costs a few statements, not one per row
+    when outcomes are alike (the common case: all sent)."""
+    now = utcnow()
+    sent = [r for r in results if r.status is DeliveryStatus.SENT and r.smtp_response is None]
+    others = [r for r in results if r not in sent]
+    if sent:
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_([r.delivery_id for r in sent]))
+            .values(status=DeliveryStatus.SENT, sent_at=now, lease_expires_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    for r in others:
+        values: dict[str, Any] = {
+            "status": r.status,
+            "updated_at": now,
+            "smtp_response": r.smtp_response,
+        }
+        if r.status is DeliveryStatus.SENT:
+            values["sent_at"] = now
+            values["lease_expires_at"] = None
+        elif r.status is DeliveryStatus.IN_FLIGHT:
+            values["consent_event_id"] = r.consent_event_id
+            values["attempts"] = Delivery.attempts + r.attempts_increment
+        elif r.status is DeliveryStatus.QUEUED:
+            values["next_attempt_at"] = r.next_attempt_at
+            values["lease_expires_at"] = None
+            values["claimed_by"] = None
+            values["attempts"] = Delivery.attempts + r.attempts_increment
+        else:
+            values["lease_expires_at"] = None
+            values["attempts"] = Delivery.attempts + r.attempts_increment
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id == r.delivery_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def mark_in_flight(
+    session: AsyncSession, started: dict[int, int | None], now: datetime | None = None
+) -> None:
+    """The SMTP transaction has started for these: record it, with the consent event relied on
+    (SG-1). Grouped by consent event id to keep it to a few statements."""
+    now = now or utcnow()
+    groups: dict[int | None, list[int]] = {}
+    for delivery_id, event_id in started.items():
+        groups.setdefault(event_id, []).append(delivery_id)
+    for event_id, ids in groups.items():
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids))
+            .values(
+                status=DeliveryStatus.IN_FLIGHT,
+                consent_event_id=event_id,
+                attempts=Delivery.attempts + 1,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def delivery_stats(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+    rows = (
+        await session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.campaign_id == campaign_id)
+            .group_by(Delivery.status)
+        )
+    ).all()
+    counts = {status.value: 0 for status in DeliveryStatus}
+    for status, n in rows:
+        counts[status] = int(n)
+    return {
+        "total": sum(counts.values()),
+        "queued": counts["queued"],
+        "sending": counts["sending"] + counts["in_flight"],
+        "sent": counts["sent"],
+        "failed": counts["failed"],
+        "skipped_no_consent": counts["skipped_no_consent"],
+        "skipped_suppressed": counts["skipped_suppressed"],
+        "cancelled": counts["cancelled"],
+    }
+
+
+async def has_unfinished(session: AsyncSession, campaign_id: int) -> bool:
+    found = await session.scalar(
+        select(Delivery.id)
+        .where(Delivery.campaign_id == campaign_id, Delivery.status.in_(UNFINISHED))
+        .limit(1)
+    )
+    return found is not None
+
+
+async def next_due_at(session: AsyncSession, campaign_id: int) -> datetime | None:
+    """When the earliest queued delivery of the campaign becomes due (retries wait)."""
+    value: datetime | None = await session.scalar(
+        select(func.min(func.coalesce(Delivery.next_attempt_at, Delivery.created_at))).where(
+            Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.QUEUED
+        )
+    )
+    return value
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    campaign_id: int,
+    *,
+    status: str | None,
+    after_id: int | None,
+    limit: int,
+) -> Sequence[Any]:
+    stmt = (
+        select(Delivery, Subscriber.email)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.campaign_id == campaign_id)
+    )
+    if status is not None:
+        stmt = stmt.where(Delivery.status == status)
+    if after_id is not None:
+        stmt = stmt.where(Delivery.id > after_id)
+    return (await session.execute(stmt.order_by(Delivery.id).limit(limit))).all()

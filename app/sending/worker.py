@@ -1,17 +1,97 @@
-"""Campaign sending workers (filled in by the sending work)."""
+"""Running the senders: in-process next to the API (SQLite), or ``shodaku worker`` processes
+(PostgreSQL: procrastinate workers; SQLite: the same loop as in-process)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import signal
 
-from app.mail.transport import Transport
+from sqlalchemy import select
+
+from app.campaigns.service import start_due_scheduled
+from app.config import Settings
+from app.mail.transport import Transport, make_transport
+from app.models import Campaign
+from app.models.enums import CampaignStatus
 from app.runtime import Runtime
+from app.sending.sender import CampaignSender
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 1.0
 
 
-async def run_inprocess_sender(runtime: Runtime, transport: Transport) -> None:
+async def sending_campaign_ids(runtime: Runtime) -> list[int]:
+    async with runtime.sessionmaker() as session:
+        result = await session.scalars(
+            select(Campaign.id)
+            .where(Campaign.status == CampaignStatus.SENDING)
+            .order_by(Campaign.id)
+        )
+        return list(result.all())
+
+
+async def run_inprocess_sender(
+    runtime: Runtime, transport: Transport, *, sender: CampaignSender | None = None
+) -> None:
+    """The sending loop for one process: start due scheduled campaigns, then give each sending
+    campaign a few batches in turn, so one large campaign cannot starve another."""
+    sender = sender or CampaignSender(runtime, transport)
     while True:
-        await asyncio.sleep(3600)
+        worked = False
+        try:
+            async with runtime.sessionmaker() as session, session.begin():
+                await start_due_scheduled(session)
+            for campaign_id in await sending_campaign_ids(runtime):
+                report = await sender.drain(campaign_id, max_batches=5)
+                worked = worked or report.claimed > 0 or report.skipped > 0
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sending loop failed; retrying")
+        if not worked:
+            runtime.sender_wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.sender_wakeup.wait(), timeout=IDLE_POLL_SECONDS)
 
 
-async def run_worker(settings: object, concurrency: int | None = None) -> None:
-    raise SystemExit("the send worker arrives with the sending work")
+async def run_worker(settings: Settings, concurrency: int | None = None) -> None:
+    """``shodaku worker``: on PostgreSQL a procrastinate worker (run as many as you like, on any
+    host); on SQLite the in-process loop (one writer: a second worker adds nothing)."""
+    runtime = Runtime.build(settings)
+    transport = make_transport(settings)
+    sender = CampaignSender(runtime, transport)
+    try:
+        if settings.is_sqlite:
+            loop_task = asyncio.create_task(run_inprocess_sender(runtime, transport, sender=sender))
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+            return
+        from app.sending.tasks import (
+            QUEUE,
+            WorkerContext,
+            make_procrastinate_app,
+            set_worker_context,
+        )
+
+        set_worker_context(WorkerContext(runtime=runtime, sender=sender))
+        app = make_procrastinate_app(settings, with_tasks=True)
+        async with app.open_async():
+            log.info("procrastinate worker started as %s", sender.worker_id)
+            await app.run_worker_async(
+                queues=[QUEUE],
+                concurrency=concurrency or 2,
+                name=sender.worker_id,
+                install_signal_handlers=True,
+            )
+    finally:
+        await transport.close()
+        await runtime.engine.dispose()

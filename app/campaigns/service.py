@@ -1,0 +1,224 @@
+"""Campaign rules: creation, the send preflight, scheduling, pause, resume, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import record_audit
+from app.auth.service import Principal
+from app.campaigns import repository as repo
+from app.campaigns.schemas import CampaignCreate
+from app.config import Settings
+from app.errors import AppError, Conflict, InvalidInput, NotFound
+from app.models import Campaign, MailingList, Sender, Template
+from app.models.base import utcnow
+from app.models.enums import CampaignStatus
+
+
+class PreflightFailed(Conflict):
+    """409 with every reason the campaign cannot be sent (SG-3 and the other checks)."""
+
+
+def missing_identity(sender: Sender) -> list[str]:
+    """SG-3 (Act Art. 4, Ordinance 9): the items every marketing mail must display."""
+    missing = []
+    if not (sender.name or "").strip():
+        missing.append("name")
+    if not (sender.postal_address or "").strip():
+        missing.append("postal_address")
+    if not any(
+        (c or "").strip() for c in (sender.contact_email, sender.contact_phone, sender.contact_url)
+    ):
+        missing.append("contact (contact_email, contact_phone or contact_url)")
+    return missing
+
+
+async def _get(session: AsyncSession, campaign_id: int, *, for_update: bool = False) -> Campaign:
+    stmt = select(Campaign).where(Campaign.id == campaign_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    campaign = (await session.scalars(stmt)).first()
+    if campaign is None:
+        raise NotFound(f"There is no campaign {campaign_id}.")
+    return campaign
+
+
+async def get_campaign(session: AsyncSession, campaign_id: int) -> Campaign:
+    return await _get(session, campaign_id)
+
+
+async def create_campaign(
+    session: AsyncSession, principal: Principal, data: CampaignCreate
+) -> Campaign:
+    """A draft. Consent is given to one sender (CC-1): a campaign goes out under its list's
+    sender, so a different ``sender_id`` is refused."""
+    mailing_list = await session.get(MailingList, data.list_id)
+    if mailing_list is None:
+        raise InvalidInput(f"list_id: there is no list {data.list_id}.")
+    if await session.get(Template, data.template_id) is None:
+        raise InvalidInput(f"template_id: there is no template {data.template_id}.")
+    if data.sender_id is not None and data.sender_id != mailing_list.sender_id:
+        raise InvalidInput(
+            "sender_id: the list's subscribers consented to mail from its own sender "
+            f"({mailing_list.sender_id}); a campaign cannot go out under another (CC-1)."
+        )
+    campaign = Campaign(
+        name=data.name,
+        list_id=mailing_list.id,
+        template_id=data.template_id,
+        sender_id=mailing_list.sender_id,
+        status=CampaignStatus.DRAFT,
+        scheduled_at=data.scheduled_at,
+    )
+    session.add(campaign)
+    await session.flush()
+    await record_audit(session, principal, "campaign.create", "campaign", campaign.id)
+    return campaign
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    campaign: Campaign
+    dispatch: bool  # sending starts now: wake the senders
+
+
+async def send_campaign(
+    session: AsyncSession, settings: Settings, principal: Principal, campaign_id: int
+) -> Started:
+    """The preflight, then start (or schedule) the campaign (SG-3, SG-1).
+
+    Refused with 409 and every reason at once: a sender identity lacking any item the law
+    requires in each message, a template that does not render, a list with nobody who may be
+    mailed. The template is copied into the campaign so later edits cannot change it.
+    """
+    from app.mail.compose import CampaignComposer, Recipient
+
+    campaign = await _get(session, campaign_id, for_update=True)
+    if campaign.status != CampaignStatus.DRAFT:
+        raise Conflict(
+            f"The campaign is {campaign.status}; only a draft can be sent.",
+            extra={"reasons": [f"status is {campaign.status}"]},
+        )
+    mailing_list = await session.get(MailingList, campaign.list_id)
+    sender = await session.get(Sender, campaign.sender_id)
+    template = await session.get(Template, campaign.template_id)
+    assert mailing_list is not None
+    assert sender is not None
+    reasons: list[str] = []
+    missing = missing_identity(sender)
+    if missing:
+        reasons.append("sender identity incomplete (SG-3): missing " + ", ".join(missing))
+    if template is None:
+        reasons.append("template: it no longer exists")
+    else:
+        try:
+            composer = CampaignComposer.build(
+                subject=template.subject,
+                html=template.html,
+                text=template.text,
+                sender=sender,
+                mailing_list=mailing_list,
+                settings=settings,
+            )
+            composer.compose(
+                Recipient(
+                    subscriber_id=0,
+                    email="taro@example.jp",
+                    name="山田太郎",
+                    attributes={},
+                    unsubscribe_url=f"{settings.base_url}/unsubscribe/preflight",
+                )
+            )
+        except AppError as exc:
+            reasons.append(f"template does not render: {exc.detail}")
+        except Exception as exc:  # a template error of any kind is a preflight reason
+            reasons.append(f"template does not render: {type(exc).__name__}: {exc}")
+    if await repo.count_mailable(session, campaign) == 0:
+        reasons.append("the list has no recipient who may be mailed now (SG-1)")
+    if reasons:
+        raise PreflightFailed(
+            "The campaign cannot be sent: " + "; ".join(reasons), extra={"reasons": reasons}
+        )
+    assert template is not None
+    now = utcnow()
+    campaign.subject, campaign.html, campaign.text = template.subject, template.html, template.text
+    if campaign.scheduled_at is not None and campaign.scheduled_at > now:
+        campaign.status = CampaignStatus.SCHEDULED
+    else:
+        campaign.status = CampaignStatus.SENDING
+        campaign.started_at = now
+    campaign.updated_at = now
+    await session.flush()
+    await record_audit(
+        session, principal, "campaign.send", "campaign", campaign.id, {"status": campaign.status}
+    )
+    return Started(campaign, dispatch=campaign.status == CampaignStatus.SENDING)
+
+
+async def pause_campaign(session: AsyncSession, principal: Principal, campaign_id: int) -> Campaign:
+    """Pause stops new claims at once; deliveries a worker holds go back to the queue at their
+    send window, so nothing new starts after the pause is answered."""
+    campaign = await _get(session, campaign_id, for_update=True)
+    if campaign.status not in (CampaignStatus.SENDING, CampaignStatus.SCHEDULED):
+        raise Conflict(
+            f"The campaign is {campaign.status}; only a sending or scheduled one pauses."
+        )
+    campaign.status = CampaignStatus.PAUSED
+    campaign.updated_at = utcnow()
+    await record_audit(session, principal, "campaign.pause", "campaign", campaign.id)
+    return campaign
+
+
+async def resume_campaign(session: AsyncSession, principal: Principal, campaign_id: int) -> Started:
+    """Continue where the delivery ledger says: nothing sent is sent again."""
+    campaign = await _get(session, campaign_id, for_update=True)
+    if campaign.status != CampaignStatus.PAUSED:
+        raise Conflict(f"The campaign is {campaign.status}; only a paused one resumes.")
+    now = utcnow()
+    if campaign.started_at is None and campaign.scheduled_at and campaign.scheduled_at > now:
+        campaign.status = CampaignStatus.SCHEDULED
+    else:
+        campaign.status = CampaignStatus.SENDING
+        campaign.started_at = campaign.started_at or now
+    campaign.updated_at = now
+    await record_audit(session, principal, "campaign.resume", "campaign", campaign.id)
+    return Started(campaign, dispatch=campaign.status == CampaignStatus.SENDING)
+
+
+async def cancel_campaign(
+    session: AsyncSession, principal: Principal, campaign_id: int
+) -> Campaign:
+    """Cancel: every delivery not yet handed to SMTP is cancelled in the same transaction."""
+    campaign = await _get(session, campaign_id, for_update=True)
+    if campaign.status in (CampaignStatus.SENT, CampaignStatus.CANCELLED):
+        raise Conflict(f"The campaign is already {campaign.status}.")
+    campaign.status = CampaignStatus.CANCELLED
+    now = utcnow()
+    campaign.finished_at = now
+    campaign.updated_at = now
+    cancelled = await repo.cancel_all_queued(session, campaign.id)
+    await record_audit(
+        session, principal, "campaign.cancel", "campaign", campaign.id, {"cancelled": cancelled}
+    )
+    return campaign
+
+
+async def start_due_scheduled(session: AsyncSession, now: datetime | None = None) -> list[int]:
+    """Scheduled campaigns whose time has come start sending; returns their ids."""
+    now = now or utcnow()
+    stmt = select(Campaign).where(
+        Campaign.status == CampaignStatus.SCHEDULED, Campaign.scheduled_at <= now
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    started = []
+    for campaign in (await session.scalars(stmt)).all():
+        campaign.status = CampaignStatus.SENDING
+        campaign.started_at = now
+        campaign.updated_at = now
+        started.append(campaign.id)
+    return started

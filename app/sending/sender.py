@@ -1,0 +1,319 @@
+"""Sending a campaign: claim through the gate, compose, open SMTP transactions inside the send
+window, transfer the data, record every outcome in the delivery ledger.
+
+The delivery ledger is the truth, not any queue: whatever calls ``drain`` (the in-process loop
+on SQLite, procrastinate jobs on PostgreSQL), a lost or repeated call can neither skip nor
+double-send a recipient, because rows are claimed under a lease and only rows still ``sending``
+and still passing the gate are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.addresses import mask_address
+from app.campaigns import repository as repo
+from app.campaigns.repository import ClaimedRecipient, DeliveryResult
+from app.mail.compose import CampaignComposer, Recipient
+from app.mail.transport import Connection, SendFailure, Transport
+from app.models import Campaign, MailingList, Sender
+from app.models.base import utcnow
+from app.models.enums import CampaignStatus, DeliveryStatus
+from app.runtime import Runtime
+from app.sending.bounces import record_hard_bounce
+from app.sending.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff for transient failures: 30 s, 1 min, 2 min, … at most 6 h."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 6 * 3600))
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class DrainReport:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    finished: bool = False
+
+
+class CampaignSender:
+    """Sends campaigns over one transport. One per process; safe to drain several campaigns."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        transport: Transport,
+        *,
+        worker_id: str | None = None,
+        rate: RateLimiter | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.transport = transport
+        self.worker_id = worker_id or default_worker_id()
+        self.rate = rate or RateLimiter(self.settings.send_rate)
+        self._composers: dict[int, CampaignComposer] = {}
+
+    async def _composer(self, campaign: Campaign) -> CampaignComposer:
+        """Compiled once per campaign (the template copy in the campaign never changes)."""
+        composer = self._composers.get(campaign.id)
+        if composer is None:
+            async with self.runtime.sessionmaker() as session:
+                mailing_list = await session.get(MailingList, campaign.list_id)
+                sender = await session.get(Sender, campaign.sender_id)
+            assert mailing_list is not None
+            assert sender is not None
+            composer = CampaignComposer.build(
+                subject=campaign.subject or "",
+                html=campaign.html or "",
+                text=campaign.text,
+                sender=sender,
+                mailing_list=mailing_list,
+                settings=self.settings,
+            )
+            self._composers[campaign.id] = composer
+        return composer
+
+    async def _materialize_some(self, campaign_id: int) -> bool:
+        """Materialise one more batch of deliveries if the campaign still needs it. On
+        PostgreSQL the campaign row is locked SKIP LOCKED so one worker does it at a time."""
+        async with self.runtime.sessionmaker() as session, session.begin():
+            stmt = select(Campaign).where(
+                Campaign.id == campaign_id,
+                Campaign.status == CampaignStatus.SENDING,
+                Campaign.materialized.is_(False),
+            )
+            if not self.settings.is_sqlite:
+                stmt = stmt.with_for_update(skip_locked=True)
+            campaign = (await session.scalars(stmt)).first()
+            if campaign is None:
+                return False
+            if not await repo.materialize_batch(session, campaign, batch_size=5000):
+                campaign.materialized = True
+            return True
+
+    async def drain(self, campaign_id: int, *, max_batches: int | None = None) -> DrainReport:
+        """Send the campaign's due deliveries until none is left to claim (or ``max_batches``).
+
+        Marks the campaign ``sent`` when every delivery is final.
+        """
+        report = DrainReport()
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            materializing = await self._materialize_some(campaign_id)
+            async with self.runtime.sessionmaker() as session:
+                campaign = await session.get(Campaign, campaign_id)
+            if campaign is None or campaign.status != CampaignStatus.SENDING:
+                break
+            async with self.runtime.sessionmaker() as session, session.begin():
+                claim = await repo.claim_batch(
+                    session,
+                    campaign_id=campaign_id,
+                    worker=self.worker_id,
+                    limit=self.settings.send_batch_size,
+                    lease=timedelta(seconds=self.settings.send_lease_seconds),
+                )
+            report.claimed += len(claim.recipients)
+            report.skipped += claim.skipped_no_consent + claim.skipped_suppressed
+            batches += 1
+            if claim.recipients:
+                await self._send_claimed(campaign, claim.recipients, report)
+            elif not materializing and not (claim.skipped_no_consent or claim.skipped_suppressed):
+                break
+        report.finished = await self._finish_if_done(campaign_id)
+        return report
+
+    async def _finish_if_done(self, campaign_id: int) -> bool:
+        async with self.runtime.sessionmaker() as session, session.begin():
+            stmt = select(Campaign).where(Campaign.id == campaign_id)
+            if not self.settings.is_sqlite:
+                stmt = stmt.with_for_update()
+            campaign = (await session.scalars(stmt)).first()
+            if (
+                campaign is None
+                or campaign.status != CampaignStatus.SENDING
+                or not campaign.materialized
+                or await repo.has_unfinished(session, campaign_id)
+            ):
+                return False
+            campaign.status = CampaignStatus.SENT
+            campaign.finished_at = utcnow()
+            self._composers.pop(campaign_id, None)
+            log.info("campaign %s finished", campaign_id)
+            return True
+
+    async def _send_claimed(
+        self, campaign: Campaign, recipients: Sequence[ClaimedRecipient], report: DrainReport
+    ) -> None:
+        composer = await self._composer(campaign)
+        chunk = self.settings.send_concurrency
+        for start in range(0, len(recipients), chunk):
+            await self._send_chunk(
+                composer, campaign.list_id, recipients[start : start + chunk], report
+            )
+
+    async def _send_chunk(
+        self,
+        composer: CampaignComposer,
+        list_id: int,
+        chunk: Sequence[ClaimedRecipient],
+        report: DrainReport,
+    ) -> None:
+        signer = self.runtime.signer
+        # Composing is CPU work: done before the window, so the rows are locked only while the
+        # SMTP transactions open.
+        messages = {
+            r.delivery_id: composer.compose(
+                Recipient(
+                    subscriber_id=r.subscriber_id,
+                    email=r.email,
+                    name=r.name,
+                    attributes=r.attributes,
+                    unsubscribe_url=self.runtime.unsubscribe_url(
+                        signer.unsubscribe_token(r.subscriber_id, list_id, r.address_hash)
+                    ),
+                )
+            )
+            for r in chunk
+        }
+        await self.rate.acquire(len(chunk))
+        async with contextlib.AsyncExitStack() as stack:
+            connections: list[Connection] = [
+                await stack.enter_async_context(self.transport.connection()) for _ in chunk
+            ]
+            started, refused = await self._open_transactions(composer, chunk, connections)
+            transferred = (
+                await self._transfer(chunk, connections, started, messages) if started else []
+            )
+        if transferred:
+            async with self.runtime.sessionmaker() as session, session.begin():
+                await repo.record_results(session, transferred)
+        for result in [*refused, *transferred]:
+            if result.status is DeliveryStatus.SENT:
+                report.sent += 1
+            elif result.status is DeliveryStatus.FAILED:
+                report.failed += 1
+            elif result.status is DeliveryStatus.QUEUED:
+                report.retried += 1
+
+    async def _open_transactions(
+        self,
+        composer: CampaignComposer,
+        chunk: Sequence[ClaimedRecipient],
+        connections: Sequence[Connection],
+    ) -> tuple[dict[int, int], list[DeliveryResult]]:
+        """The send window (SG-1, SG-2): with the rows locked, re-check each delivery and start
+        its SMTP transaction (MAIL FROM, RCPT TO); commit only once they have started.
+
+        Returns the started deliveries (id -> connection index) and the outcomes of those whose
+        transaction was refused, already recorded."""
+        results: list[DeliveryResult] = []
+        started: dict[int, int] = {}  # delivery id -> index of its connection
+        async with self.runtime.sessionmaker() as session, session.begin():
+            window = await repo.open_send_window(
+                session, ids=[r.delivery_id for r in chunk], worker=self.worker_id
+            )
+            if not window.go:
+                return started, results
+            outcomes = await asyncio.gather(
+                *(
+                    self._start(connections[i], composer.envelope_from, r)
+                    for i, r in enumerate(chunk)
+                    if r.delivery_id in window.go
+                ),
+            )
+            index = {r.delivery_id: i for i, r in enumerate(chunk)}
+            in_flight: dict[int, int | None] = {}
+            for recipient, failure in outcomes:
+                if failure is None:
+                    started[recipient.delivery_id] = index[recipient.delivery_id]
+                    in_flight[recipient.delivery_id] = window.go[recipient.delivery_id]
+                    continue
+                if failure.unknown_recipient:
+                    await record_hard_bounce(
+                        session,
+                        subscriber_id=recipient.subscriber_id,
+                        address_hash=recipient.address_hash,
+                    )
+                results.append(self._failed_attempt(recipient, failure))
+            await repo.mark_in_flight(session, in_flight)
+            if results:
+                # Written in the window's transaction so the hard-bounce skip above cannot
+                # overwrite the refused delivery's own outcome.
+                await repo.record_results(session, results)
+        return started, results
+
+    async def _start(
+        self, connection: Connection, envelope_from: str, recipient: ClaimedRecipient
+    ) -> tuple[ClaimedRecipient, SendFailure | None]:
+        try:
+            await connection.start(envelope_from, recipient.email)
+        except SendFailure as failure:
+            return recipient, failure
+        return recipient, None
+
+    async def _transfer(
+        self,
+        chunk: Sequence[ClaimedRecipient],
+        connections: Sequence[Connection],
+        started: dict[int, int],
+        messages: dict[int, bytes],
+    ) -> list[DeliveryResult]:
+        """DATA, outside any transaction: the transactions have begun, an opt-out now can no
+        longer stop these messages (DESIGN.md: that window is one message)."""
+        by_id = {r.delivery_id: r for r in chunk}
+
+        async def finish(delivery_id: int, conn_index: int) -> DeliveryResult:
+            recipient = by_id[delivery_id]
+            try:
+                reply = await connections[conn_index].finish(messages[delivery_id])
+            except SendFailure as failure:
+                # attempts was already counted when the transaction started
+                return self._failed_attempt(recipient, failure, counted=True)
+            return DeliveryResult(delivery_id, DeliveryStatus.SENT, smtp_response=reply[:500])
+
+        return list(await asyncio.gather(*(finish(d, i) for d, i in started.items())))
+
+    def _failed_attempt(
+        self, recipient: ClaimedRecipient, failure: SendFailure, *, counted: bool = False
+    ) -> DeliveryResult:
+        attempts = recipient.attempts + 1
+        increment = 0 if counted else 1
+        if failure.permanent or attempts >= self.settings.send_max_attempts:
+            log.warning(
+                "delivery %s failed to=%s reply=%s",
+                recipient.delivery_id,
+                mask_address(recipient.email),
+                failure.reply,
+            )
+            return DeliveryResult(
+                recipient.delivery_id,
+                DeliveryStatus.FAILED,
+                smtp_response=failure.reply[:500],
+                attempts_increment=increment,
+            )
+        return DeliveryResult(
+            recipient.delivery_id,
+            DeliveryStatus.QUEUED,
+            smtp_response=failure.reply[:500],
+            next_attempt_at=utcnow() + retry_delay(attempts),
+            attempts_increment=increment,
+        )

@@ -1,0 +1,125 @@
+"""Distribution on PostgreSQL through procrastinate: any number of worker processes, on any hosts.
+
+Jobs only say "this campaign has work"; the delivery ledger decides what is sent. So a job that
+is lost, repeated or run on two hosts at once can neither skip nor double-send anybody: workers
+claim rows with FOR UPDATE SKIP LOCKED under a lease. A periodic sweep starts due scheduled
+campaigns and re-defers work for every campaign still sending (which also recovers the leases
+of a worker that died).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import procrastinate
+from sqlalchemy import make_url, select
+
+from app.campaigns import repository as campaigns_repo
+from app.campaigns.service import start_due_scheduled
+from app.config import Settings
+from app.models import Campaign
+from app.models.base import utcnow
+from app.models.enums import CampaignStatus
+from app.runtime import Runtime
+from app.sending.sender import CampaignSender
+
+log = logging.getLogger(__name__)
+
+QUEUE = "shodaku-send"
+DRAIN_JOBS_PER_CAMPAIGN = 4
+
+blueprint = procrastinate.Blueprint()
+
+
+@dataclass
+class WorkerContext:
+    runtime: Runtime
+    sender: CampaignSender
+
+
+_context: WorkerContext | None = None
+
+
+def set_worker_context(context: WorkerContext | None) -> None:
+    global _context
+    _context = context
+
+
+def _require_context() -> WorkerContext:
+    if _context is None:
+        raise RuntimeError("procrastinate task run outside `shodaku worker`")
+    return _context
+
+
+def conninfo(database_url: str) -> str:
+    """The libpq connection string for the same database SQLAlchemy uses."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+DRAIN_TASK = "shodaku:drain_campaign"
+
+
+def make_procrastinate_app(settings: Settings, *, with_tasks: bool) -> procrastinate.App:
+    """An App on the configured database. Only a worker process registers the tasks (a blueprint
+    can be added to one App only); the API process defers jobs by task name."""
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(
+            conninfo=conninfo(settings.database_url), min_size=1, max_size=4
+        )
+    )
+    if with_tasks:
+        app.add_tasks_from(blueprint, namespace="shodaku")
+    return app
+
+
+@blueprint.task(name="drain_campaign", queue=QUEUE, pass_context=False)
+async def drain_campaign(campaign_id: int) -> None:
+    """Send what the campaign has due; then, if retries are waiting, come back when due."""
+    context = _require_context()
+    report = await context.sender.drain(campaign_id)
+    if report.finished:
+        return
+    async with context.runtime.sessionmaker() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        due = await campaigns_repo.next_due_at(session, campaign_id)
+    if campaign is None or campaign.status != CampaignStatus.SENDING or due is None:
+        return
+    if due > utcnow():
+        await drain_campaign.configure(
+            schedule_at=due,
+            queueing_lock=f"shodaku-retry-{campaign_id}",
+        ).defer_async(campaign_id=campaign_id)
+
+
+@blueprint.periodic(cron="* * * * *")
+@blueprint.task(name="sweep", queue=QUEUE, queueing_lock="shodaku-sweep", pass_context=False)
+async def sweep(timestamp: int) -> None:
+    """Every minute: start due scheduled campaigns, and give every sending campaign a job."""
+    context = _require_context()
+    async with context.runtime.sessionmaker() as session, session.begin():
+        await start_due_scheduled(session)
+    async with context.runtime.sessionmaker() as session:
+        sending = (
+            await session.scalars(
+                select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING)
+            )
+        ).all()
+    for campaign_id in sending:
+        await _defer(campaign_id, lock=f"shodaku-sweep-{campaign_id}")
+
+
+async def _defer(campaign_id: int, *, lock: str | None = None) -> None:
+    # AlreadyEnqueued: a job for the campaign is already waiting, which is enough.
+    with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
+        await drain_campaign.configure(queueing_lock=lock).defer_async(campaign_id=campaign_id)
+
+
+async def defer_drain_jobs(settings: Settings, campaign_id: int) -> None:
+    """Called by the API process when a campaign starts or resumes."""
+    app = make_procrastinate_app(settings, with_tasks=False)
+    async with app.open_async():
+        for _ in range(DRAIN_JOBS_PER_CAMPAIGN):
+            await app.configure_task(DRAIN_TASK, queue=QUEUE).defer_async(campaign_id=campaign_id)

@@ -1,0 +1,479 @@
+"""Campaigns end to end: the API starts them, a real sender sends to a real SMTP server
+(aiosmtpd), and the delivery ledger and the mailbox agree."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app.campaigns.service import start_due_scheduled
+from app.models import Campaign, Delivery, Subscriber, Subscription, Suppression
+from app.models.enums import SubscriptionStatus, SuppressionScope
+from app.sending.sender import CampaignSender, DrainReport
+from tests.sending.factories import consent, consent_many, make_world
+
+
+@pytest.fixture
+def sender(app: Any) -> CampaignSender:
+    return CampaignSender(app.state.runtime, app.state.transport, worker_id="test-worker")
+
+
+async def start(admin: Any, world: Any, **extra: Any) -> dict[str, Any]:
+    created = await admin.post(
+        "/campaigns",
+        json={
+            "name": "12月号",
+            "list_id": world.list_id,
+            "template_id": world.template_id,
+            **extra,
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "draft"
+    sent = await admin.post(f"/campaigns/{created.json()['id']}/send")
+    assert sent.status_code == 202, sent.text
+    body: dict[str, Any] = sent.json()
+    return body
+
+
+async def deliveries(runtime: Any, campaign_id: int) -> dict[int, Delivery]:
+    async with runtime.sessionmaker() as session:
+        rows = (
+            await session.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id))
+        ).all()
+    return {d.subscriber_id: d for d in rows}
+
+
+async def test_sends_once_to_each_consented_recipient_and_no_one_else(
+    admin, runtime, sender, smtp_server, client
+):
+    """SG-1, CC-1: only recipients with a valid basis get the campaign; each exactly once, and
+    each delivery records the consent event it relied on."""
+    world = await make_world(runtime)
+    emails = await consent_many(runtime, world.list_id, 5)
+    # A person with no consent, and one whose double opt-in is still pending.
+    assert (
+        await admin.post("/subscribers", json={"email": "noconsent@example.jp"})
+    ).status_code == 201
+    pending = await client.post(
+        "/subscribe/news",
+        json={"email": "pending@example.jp", "consent": True, "consent_text": "同意します"},
+    )
+    assert pending.status_code == 202
+
+    campaign = await start(admin, world)
+    assert campaign["status"] == "sending"
+    report = await sender.drain(campaign["id"])
+
+    assert report.finished
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(emails)
+    assert smtp_server.messages_to("noconsent@example.jp") == []
+    assert smtp_server.messages_to("pending@example.jp") == []
+    body = (await admin.get(f"/campaigns/{campaign['id']}")).json()
+    assert body["status"] == "sent"
+    assert body["stats"]["total"] == 5
+    assert body["stats"]["sent"] == 5
+    rows = (await admin.get(f"/campaigns/{campaign['id']}/deliveries")).json()["items"]
+    assert {r["email"] for r in rows} == set(emails)
+    assert all(r["consent_event_id"] and r["status"] == "sent" and r["sent_at"] for r in rows)
+
+
+async def test_received_message_carries_identity_and_one_click_headers(
+    admin, runtime, sender, smtp_server
+):
+    """MH-1, MH-3: the mail as received by the SMTP server has the footer in both parts and the
+    RFC 8058 headers; its one-click URL unsubscribes the recipient (OO-1)."""
+    world = await make_world(runtime)
+    await consent(runtime, world.list_id, "hanako@example.jp")
+    campaign = await start(admin, world)
+    await sender.drain(campaign["id"])
+
+    [received] = smtp_server.received
+    message = received.message
+    assert message["Subject"] == "【お知らせ】承諾ニュース 12月号"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = message["List-Unsubscribe"].strip("<>")
+    assert url.startswith("https://news.example.test/unsubscribe/")
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert "株式会社承諾" in part
+        assert "東京都千代田区千代田1-1" in part
+        assert "support@shodaku.example" in part
+        assert url in part
+    assert "hanako@example.jp" not in url
+
+    path = url.removeprefix("https://news.example.test")
+    response = await admin.post(
+        f"https://news.example.test{path}", data={"List-Unsubscribe": "One-Click"}
+    )
+    assert response.status_code == 200
+    async with runtime.sessionmaker() as session:
+        status = await session.scalar(select(Subscription.status))
+    assert status == SubscriptionStatus.UNSUBSCRIBED
+
+
+async def test_withdrawal_and_suppression_after_start_are_rechecked_at_claim(
+    admin, runtime, sender, smtp_server
+):
+    """SG-1: a recipient who loses their basis, or is suppressed, after the campaign started is
+    skipped when the worker claims the batch — never sent."""
+    world = await make_world(runtime)
+    emails = await consent_many(runtime, world.list_id, 4)
+    campaign = await start(admin, world)
+    await sender._materialize_some(campaign["id"])  # deliveries exist, none claimed yet
+    hasher = await runtime.hasher()
+    async with runtime.sessionmaker() as session, session.begin():
+        # Behind the opt-out service's back (which would also cancel the delivery): the claim
+        # must catch both on its own.
+        await session.execute(
+            update(Subscription)
+            .where(Subscription.subscriber_id == 1)
+            .values(status=SubscriptionStatus.UNSUBSCRIBED)
+        )
+        session.add(
+            Suppression(
+                address_hash=hasher(emails[1]),
+                scope=SuppressionScope.GLOBAL,
+                scope_ref=0,
+                reason="hard_bounce",
+            )
+        )
+    await sender.drain(campaign["id"])
+
+    assert smtp_server.messages_to(emails[0]) == []
+    assert smtp_server.messages_to(emails[1]) == []
+    assert len(smtp_server.messages_to(emails[2])) == 1
+    stats = (await admin.get(f"/campaigns/{campaign['id']}")).json()["stats"]
+    assert stats["skipped_no_consent"] == 1
+    assert stats["skipped_suppressed"] == 1
+    assert stats["sent"] == 2
+
+
+async def test_optout_cancels_queued_delivery_in_the_same_transaction(
+    admin, runtime, sender, smtp_server
+):
+    """SG-2: after POST /optouts answers, the address's queued delivery is cancelled."""
+    world = await make_world(runtime)
+    emails = await consent_many(runtime, world.list_id, 3)
+    campaign = await start(admin, world)
+    await sender._materialize_some(campaign["id"])
+    response = await admin.post(
+        "/optouts", json={"email": emails[2], "list_id": world.list_id, "channel": "phone"}
+    )
+    assert response.status_code == 201, response.text
+    rows = (await admin.get(f"/campaigns/{campaign['id']}/deliveries?status=cancelled")).json()
+    assert [r["email"] for r in rows["items"]] == [emails[2]]
+    await sender.drain(campaign["id"])
+    assert smtp_server.messages_to(emails[2]) == []
+    assert smtp_server.count() == 2
+
+
+async def test_optout_answered_mid_campaign_stops_every_later_smtp_transaction(
+    admin, runtime, app, smtp_server
+):
+    """SG-2: while a campaign is sending, recipients opt out by one-click; no SMTP transaction to
+    any of them starts after their opt-out was answered."""
+    world = await make_world(runtime)
+    emails = await consent_many(runtime, world.list_id, 60)
+
+    def slow(_rcpt: str) -> None:
+        time.sleep(0.01)  # a slow server, so the campaign is still going when they opt out
+        return None
+
+    smtp_server.behaviour.on_data = slow
+    campaign = await start(admin, world)
+    sender = CampaignSender(runtime, app.state.transport, worker_id="w1")
+    sending = asyncio.create_task(sender.drain(campaign["id"]))
+    hasher = await runtime.hasher()
+    answered: dict[str, float] = {}
+    async with runtime.sessionmaker() as session:
+        ids = dict(
+            (await session.execute(select(Subscription.subscriber_id, Subscription.list_id))).all()
+        )
+    targets = emails[20::8]
+    for email in targets:
+        await asyncio.sleep(0.05)
+        async with runtime.sessionmaker() as session:
+            subscriber = await session.scalar(select(Subscriber).where(Subscriber.email == email))
+        token = runtime.signer.unsubscribe_token(subscriber.id, ids[subscriber.id], hasher(email))
+        response = await admin.post(
+            f"https://news.example.test/unsubscribe/{token}",
+            data={"List-Unsubscribe": "One-Click"},
+        )
+        assert response.status_code == 200
+        answered[email] = time.time()
+    await sending
+    await CampaignSender(runtime, app.state.transport, worker_id="w2").drain(campaign["id"])
+
+    late = [
+        (email, r.mail_at - answered[email])
+        for email in targets
+        for r in smtp_server.messages_to(email)
+        if r.mail_at >= answered[email]
+    ]
+    assert late == []
+    # The opt-outs really happened while the campaign was going out: some targets were spared,
+    # and mail kept flowing after the first answer.
+    assert any(not smtp_server.messages_to(e) for e in targets)
+    assert max(r.mail_at for r in smtp_server.received) > min(answered.values())
+    # Everyone else got the campaign exactly once.
+    others = [e for e in emails if e not in targets]
+    assert all(len(smtp_server.messages_to(e)) == 1 for e in others)
+
+
+async def test_pause_stops_claims_and_resume_continues_without_duplicates(
+    admin, runtime, sender, smtp_server
+):
+    """Pause stops new sends at once; resume continues where the ledger says."""
+    world = await make_world(runtime)
+    emails = await consent_many(runtime, world.list_id, 12)
+    campaign = await start(admin, world)
+    runtime.settings.send_batch_size = 5
+    await sender.drain(campaign["id"], max_batches=1)
+    assert smtp_server.count() == 5
+    paused = await admin.post(f"/campaigns/{campaign['id']}/pause")
+    assert paused.json()["status"] == "paused"
+    await sender.drain(campaign["id"])
+    assert smtp_server.count() == 5
+    resumed = await admin.post(f"/campaigns/{campaign['id']}/resume")
+    assert resumed.json()["status"] == "sending"
+    await sender.drain(campaign["id"])
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(emails)
+    assert (await admin.get(f"/campaigns/{campaign['id']}")).json()["status"] == "sent"
+
+
+async def test_pause_releases_rows_a_worker_already_claimed(admin, runtime, sender, smtp_server):
+    """A worker holding claimed rows sends none of them once the campaign is paused."""
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 4)
+    campaign = await start(admin, world)
+    await sender._materialize_some(campaign["id"])
+    from app.campaigns import repository as repo
+
+    async with runtime.sessionmaker() as session, session.begin():
+        claim = await repo.claim_batch(
+            session,
+            campaign_id=campaign["id"],
+            worker="test-worker",
+            limit=10,
+            lease=timedelta(minutes=5),
+        )
+    assert len(claim.recipients) == 4
+    await admin.post(f"/campaigns/{campaign['id']}/pause")
+    async with runtime.sessionmaker() as session:
+        c = await session.get(Campaign, campaign["id"])
+    await sender._send_claimed(c, claim.recipients, DrainReport())
+    assert smtp_server.count() == 0
+    stats = (await admin.get(f"/campaigns/{campaign['id']}")).json()["stats"]
+    assert stats["queued"] == 4
+
+
+async def test_cancel_cancels_everything_not_yet_sent(admin, runtime, sender, smtp_server):
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 6)
+    campaign = await start(admin, world)
+    await sender._materialize_some(campaign["id"])
+    cancelled = await admin.post(f"/campaigns/{campaign['id']}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["stats"]["cancelled"] == 6
+    await sender.drain(campaign["id"])
+    assert smtp_server.count() == 0
+    again = await admin.post(f"/campaigns/{campaign['id']}/cancel")
+    assert again.status_code == 409
+
+
+async def test_transient_failure_is_retried_with_backoff_then_sent(
+    admin, runtime, sender, smtp_server
+):
+    """A 4xx at DATA retries later (exponential backoff); the retry succeeds."""
+    world = await make_world(runtime)
+    [email] = await consent_many(runtime, world.list_id, 1)
+    smtp_server.behaviour.data_replies[email] = ["451 4.3.0 Try again later"]
+    campaign = await start(admin, world)
+    report = await sender.drain(campaign["id"])
+    assert report.retried == 1
+    assert not report.finished
+    [row] = (await admin.get(f"/campaigns/{campaign['id']}/deliveries")).json()["items"]
+    assert row["status"] == "queued"
+    assert row["attempts"] == 1
+    assert row["smtp_response"].startswith("451")
+    async with runtime.sessionmaker() as session:
+        due = await session.scalar(select(Delivery.next_attempt_at))
+    assert due > datetime.now(UTC) + timedelta(seconds=20)
+
+    # Not due yet: nothing happens.
+    await sender.drain(campaign["id"])
+    assert smtp_server.count() == 0
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC)))
+    report = await sender.drain(campaign["id"])
+    assert report.finished
+    assert len(smtp_server.messages_to(email)) == 1
+    [row] = (await admin.get(f"/campaigns/{campaign['id']}/deliveries")).json()["items"]
+    assert row["status"] == "sent"
+    assert row["attempts"] == 2
+
+
+async def test_connection_refused_is_retried_not_lost(admin, runtime, sender, smtp_server):
+    """The SMTP server unreachable: deliveries go back to the queue, none is lost or failed."""
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 3)
+    campaign = await start(admin, world)
+    smtp_server.stop()
+    report = await sender.drain(campaign["id"])
+    assert report.retried == 3
+    assert report.sent == 0
+    stats = (await admin.get(f"/campaigns/{campaign['id']}")).json()["stats"]
+    assert stats["queued"] == 3
+    assert stats["failed"] == 0
+    smtp_server.start()
+    async with runtime.sessionmaker() as session, session.begin():
+        await session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC)))
+    await sender.drain(campaign["id"])
+    assert smtp_server.count() == 3
+
+
+async def test_permanent_failure_fails_and_unknown_user_is_suppressed(
+    admin, runtime, sender, smtp_server
+):
+    """A 5xx at DATA fails the delivery; a 5xx at RCPT (unknown user) also suppresses the
+    address for good (SG-4, reason hard_bounce)."""
+    world = await make_world(runtime)
+    rejected, unknown, fine = await consent_many(runtime, world.list_id, 3)
+    smtp_server.behaviour.data_replies[rejected] = ["554 5.6.0 Message rejected"]
+    smtp_server.behaviour.rcpt_replies[unknown] = "550 5.1.1 No such user"
+    campaign = await start(admin, world)
+    report = await sender.drain(campaign["id"])
+
+    assert report.finished
+    by_email = {
+        r["email"]: r
+        for r in (await admin.get(f"/campaigns/{campaign['id']}/deliveries")).json()["items"]
+    }
+    assert by_email[rejected]["status"] == "failed"
+    assert by_email[rejected]["smtp_response"].startswith("554")
+    assert by_email[unknown]["status"] == "failed"
+    assert by_email[unknown]["smtp_response"].startswith("550")
+    assert by_email[fine]["status"] == "sent"
+    hasher = await runtime.hasher()
+    async with runtime.sessionmaker() as session:
+        reasons = dict(
+            (await session.execute(select(Suppression.address_hash, Suppression.reason))).all()
+        )
+    assert reasons == {hasher(unknown): "hard_bounce"}
+
+
+async def test_preflight_refuses_with_every_reason(admin, runtime):
+    """SG-3: a sender lacking its postal address and any contact is refused at send with 409
+    naming the missing items, together with the other reasons (empty list)."""
+    world = await make_world(
+        runtime,
+        sender={"name": "名無し商店", "postal_address": " ", "from_email": "n@shop.example"},
+    )
+    created = await admin.post(
+        "/campaigns",
+        json={"name": "x", "list_id": world.list_id, "template_id": world.template_id},
+    )
+    response = await admin.post(f"/campaigns/{created.json()['id']}/send")
+    assert response.status_code == 409
+    body = response.json()
+    assert body["error"] == "PreflightFailed"
+    reasons = " ".join(body["reasons"])
+    assert "postal_address" in reasons
+    assert "contact" in reasons
+    assert "no recipient" in reasons
+    assert (await admin.get(f"/campaigns/{created.json()['id']}")).json()["status"] == "draft"
+
+
+async def test_sending_twice_never_doubles_deliveries(admin, runtime, sender, smtp_server):
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 3)
+    campaign = await start(admin, world)
+    again = await admin.post(f"/campaigns/{campaign['id']}/send")
+    assert again.status_code == 409
+    async with runtime.sessionmaker() as session, session.begin():
+        row = await session.get(Campaign, campaign["id"])
+        row.materialized_up_to = 0  # as if materialisation ran again from the start
+        row.materialized = False
+    await sender.drain(campaign["id"])
+    async with runtime.sessionmaker() as session:
+        total = await session.scalar(select(func.count()).select_from(Delivery))
+    assert total == 3
+    assert smtp_server.count() == 3
+
+
+async def test_campaign_under_another_sender_is_refused(admin, runtime):
+    """CC-1: consent is given to one sender; a campaign cannot borrow a list of another."""
+    world = await make_world(runtime)
+    other = await make_world(runtime, slug="other")
+    response = await admin.post(
+        "/campaigns",
+        json={
+            "name": "x",
+            "list_id": world.list_id,
+            "template_id": world.template_id,
+            "sender_id": other.sender_id,
+        },
+    )
+    assert response.status_code == 422
+    assert "sender_id" in response.json()["detail"]
+
+
+async def test_scheduled_campaign_starts_when_due(admin, runtime, sender, smtp_server):
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 2)
+    at = datetime.now(UTC) + timedelta(hours=2)
+    campaign = await start(admin, world, scheduled_at=at.isoformat())
+    assert campaign["status"] == "scheduled"
+    await sender.drain(campaign["id"])
+    assert smtp_server.count() == 0
+    async with runtime.sessionmaker() as session, session.begin():
+        assert await start_due_scheduled(session) == []
+    async with runtime.sessionmaker() as session, session.begin():
+        assert await start_due_scheduled(session, now=at + timedelta(seconds=1)) == [campaign["id"]]
+    await sender.drain(campaign["id"])
+    assert smtp_server.count() == 2
+
+
+async def test_campaign_api_errors(admin, runtime, read_key, app):
+    world = await make_world(runtime)
+    assert (await admin.get("/campaigns/999")).status_code == 404
+    bad = await admin.post(
+        "/campaigns",
+        json={
+            "name": "x\r\nBcc: a@b.c",
+            "list_id": world.list_id,
+            "template_id": world.template_id,
+        },
+    )
+    assert bad.status_code == 422
+    assert bad.json()["error"] == "ValidationError"
+    naive = await admin.post(
+        "/campaigns",
+        json={
+            "name": "x",
+            "list_id": world.list_id,
+            "template_id": world.template_id,
+            "scheduled_at": "2027-01-01T09:00:00",
+        },
+    )
+    assert naive.status_code == 422
+    missing = await admin.post(
+        "/campaigns", json={"name": "x", "list_id": 999, "template_id": world.template_id}
+    )
+    assert missing.status_code == 422
+    assert (await admin.get("/campaigns/1/deliveries?cursor=abc")).status_code in (404, 422)
+    reader_headers = {"Authorization": f"Bearer {read_key}"}
+    forbidden = await admin.post(
+        "/campaigns",
+        json={"name": "x", "list_id": world.list_id, "template_id": world.template_id},
+        headers=reader_headers,
+    )
+    assert forbidden.status_code == 403

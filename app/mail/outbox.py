@@ -84,7 +84,9 @@ async def _send_one(
                 .where(Subscription.id == row.subscription_id)
             )
         ).first()
-        await session.rollback()
+        # No rollback() here: it would expire the rows just read, and reading them after the
+        # session closes would fail. Closing the session ends the read transaction and keeps
+        # their loaded state.
     # Only a still-pending request for this very grant is confirmed by mail: after an opt-out,
     # a newer signup or an erasure, the mail is dropped (OO-7, CC-3).
     if (

@@ -1,0 +1,236 @@
+"""The words of the public pages, in Japanese and English.
+
+One catalogue per language with the same keys (a test holds them equal). Values are plain text
+with ``str.format`` fields; the templates autoescape whatever comes out, so a sender's name can
+never inject markup. The consent wording is built here too, because it is evidence: the exact
+string shown beside the button is the string recorded with the consent (CC-2, CC-5, CR-1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal, get_args
+
+Lang = Literal["ja", "en"]
+LANGS: tuple[Lang, ...] = get_args(Lang)
+
+
+def pick_lang(requested: str | None, default: str) -> Lang:
+    """The page language: the one asked for if we have it, else the list's, else Japanese."""
+    for candidate in (requested, default):
+        if candidate in LANGS:
+            return candidate
+    return "ja"
+
+
+def consent_wording(lang: Lang, *, sender_name: str, list_name: str, purpose: str) -> str:
+    """The text beside the consent box, recorded verbatim with the consent (CC-2, CC-5, CR-1).
+
+    It says that newsletter mail including advertising will be sent, names the sender formally
+    (the consent is given to this sender, CC-1) and states the list's purpose of use (APPI).
+    """
+    return MESSAGES[lang]["consent.wording"].format(
+        sender=sender_name, list=list_name, purpose=purpose.strip()
+    )
+
+
+MESSAGES: Mapping[Lang, Mapping[str, str]] = {
+    "ja": {
+        "consent.wording": (
+            "{sender}が配信するメールマガジン「{list}」（広告・宣伝を含みます）を、"
+            "入力したメールアドレスで受け取ることに同意します。\n"
+            "個人情報の利用目的：{purpose}"
+        ),
+        "signup.title": "「{list}」のご登録",
+        "signup.lead": "{sender}が配信するメールマガジンです。",
+        "signup.purpose_heading": "個人情報の利用目的",
+        "signup.email": "メールアドレス",
+        "signup.required": "必須",
+        "signup.name": "お名前",
+        "signup.optional": "任意",
+        "signup.honeypot": "この欄は空欄のままにしてください",
+        "signup.consent_heading": "配信への同意",
+        "signup.double_opt_in_note": (
+            "お申し込み後、確認メールをお送りします。"
+            "メール内のリンクからご登録を確認いただくまで、配信は始まりません。"
+        ),
+        "signup.button": "同意して登録する",
+        "signup.optout_note": "配信は、各メールに記載のリンクからいつでも停止できます。",
+        "signup.error_heading": "入力内容をご確認ください",
+        "error.consent_required": (
+            "メールの受け取りに同意いただける場合は、同意のチェックボックスにチェックを入れてください。"
+        ),
+        "error.invalid_email": "メールアドレスの形式が正しくありません。",
+        "error.name_too_long": "お名前は200文字以内で入力してください。",
+        "pending.title": "確認メールをお送りしました",
+        "pending.body": (
+            "ご入力のメールアドレス宛てに、{sender}から確認メールをお送りしました。"
+            "メール内のリンクを開き、「登録を確認する」ボタンを押してください。"
+            "確認いただくまで、メールマガジンの配信は始まりません。"
+        ),
+        "pending.expiry": "リンクの有効期限は{days}日間です。",
+        "pending.no_mail": (
+            "すでにご登録済みの場合は、確認メールは届きません。"
+            "メールが見当たらない場合は、迷惑メールフォルダもご確認ください。"
+        ),
+        "subscribed.title": "ご登録ありがとうございます",
+        "subscribed.body": "メールマガジン「{list}」のお申し込みを受け付けました。",
+        "subscribed.note": (
+            "以前に配信停止のお手続きをされたアドレスの場合は、ご本人確認のため確認メールを"
+            "お送りします。メール内のリンクから確認いただくまで、配信は再開されません。"
+        ),
+        "too_many.title": "しばらくしてからお試しください",
+        "too_many.body": (
+            "短い時間に多くのお申し込みがありました。しばらく時間をおいてから、もう一度お試しください。"
+        ),
+        "confirm.title": "ご登録の確認",
+        "confirm.body": (
+            "{sender}のメールマガジン「{list}」へのご登録を確認します。"
+            "ご本人によるお申し込みであれば、下のボタンを押してください。"
+        ),
+        "confirm.button": "登録を確認する",
+        "confirm.ignore": (
+            "お心当たりがない場合は、このページを閉じてください。確認されない限り、配信は始まりません。"
+        ),
+        "confirmed.title": "ご登録が完了しました",
+        "confirmed.body": "{sender}のメールマガジン「{list}」へのご登録が完了しました。",
+        "confirmed.already": "このご登録は、すでに確認済みです。",
+        "confirmed.optout": "配信は、各メールに記載のリンクからいつでも停止できます。",
+        "unsubscribe.title": "配信停止",
+        "unsubscribe.lead": "{sender}からのメール配信を停止します。",
+        "unsubscribe.address": "対象のメールアドレス：{address}",
+        "unsubscribe.scope_legend": "停止する範囲",
+        "unsubscribe.scope_sender": "{sender}からのすべてのメール",
+        "unsubscribe.scope_list": "メールマガジン「{list}」のみ",
+        "unsubscribe.button": "配信を停止する",
+        "unsubscribe.note": (
+            "ボタンを押すと、すぐに配信が停止されます。ログインや追加の情報は必要ありません。"
+        ),
+        "unsubscribed.title": "配信を停止しました",
+        "unsubscribed.body_sender": "今後、{sender}からメールをお送りすることはありません。",
+        "unsubscribed.body_list": ("今後、メールマガジン「{list}」をお送りすることはありません。"),
+        "unsubscribed.no_mail": (
+            "この手続きの完了をお知らせするメールも含め、これ以上メールはお送りしません。"
+        ),
+        "unsubscribed.again": (
+            "再び受け取りをご希望の場合は、登録フォームからあらためてお申し込みください。"
+        ),
+        "error.title": "このページを表示できません",
+        "error.list_not_found": "お探しの登録フォームは見つかりませんでした。URLをご確認ください。",
+        "error.link_invalid": (
+            "このリンクは無効か、すでに使えなくなっています。"
+            "メールに記載のリンクを、途中で切れないようにそのまま開いてください。"
+        ),
+        "error.link_expired": (
+            "この確認リンクは有効期限が切れています。お手数ですが、もう一度お申し込みください。"
+        ),
+        "error.bad_request": "リクエストを処理できませんでした。",
+        "footer.sender": "発信者",
+        "footer.address": "所在地",
+        "footer.contact": "お問い合わせ",
+        "footer.responsible": "責任者",
+    },
+    "en": {
+        "consent.wording": (
+            "I agree to receive the newsletter “{list}” from {sender}, including advertising, "
+            "at the email address I entered.\n"
+            "Purpose of use of my personal information: {purpose}"
+        ),
+        "signup.title": "Subscribe to “{list}”",
+        "signup.lead": "A newsletter sent by {sender}.",
+        "signup.purpose_heading": "Purpose of use of your personal information",
+        "signup.email": "Email address",
+        "signup.required": "required",
+        "signup.name": "Name",
+        "signup.optional": "optional",
+        "signup.honeypot": "Leave this field empty",
+        "signup.consent_heading": "Your consent",
+        "signup.double_opt_in_note": (
+            "We will send you a confirmation email. Nothing else is sent until you confirm "
+            "with the link in it."
+        ),
+        "signup.button": "Agree and subscribe",
+        "signup.optout_note": "You can unsubscribe at any time with the link in every email.",
+        "signup.error_heading": "Please check your entry",
+        "error.consent_required": "To subscribe, tick the box to agree to receive the emails.",
+        "error.invalid_email": "This is not a valid email address.",
+        "error.name_too_long": "The name must be at most 200 characters.",
+        "pending.title": "Check your mailbox",
+        "pending.body": (
+            "{sender} has sent a confirmation email to the address you entered. Open the link "
+            "in it and press “Confirm subscription”. The newsletter starts only after you "
+            "confirm."
+        ),
+        "pending.expiry": "The link is valid for {days} days.",
+        "pending.no_mail": (
+            "If you are already subscribed, no new email is sent. If you cannot find it, "
+            "look in your spam folder too."
+        ),
+        "subscribed.title": "Thank you for subscribing",
+        "subscribed.body": "We have received your subscription to the newsletter “{list}”.",
+        "subscribed.note": (
+            "If this address had unsubscribed before, we first send a confirmation email to "
+            "make sure it is you; nothing is sent until you confirm with the link in it."
+        ),
+        "too_many.title": "Please try again later",
+        "too_many.body": "There were too many signups in a short time. Please try again later.",
+        "confirm.title": "Confirm your subscription",
+        "confirm.body": (
+            "Confirm your subscription to the newsletter “{list}” from {sender}. If you asked "
+            "for it, press the button below."
+        ),
+        "confirm.button": "Confirm subscription",
+        "confirm.ignore": (
+            "If you did not ask for this, close this page: nothing is sent unless you confirm."
+        ),
+        "confirmed.title": "You are subscribed",
+        "confirmed.body": (
+            "Your subscription to the newsletter “{list}” from {sender} is confirmed."
+        ),
+        "confirmed.already": "This subscription was already confirmed.",
+        "confirmed.optout": "You can unsubscribe at any time with the link in every email.",
+        "unsubscribe.title": "Unsubscribe",
+        "unsubscribe.lead": "Stop emails from {sender}.",
+        "unsubscribe.address": "Email address: {address}",
+        "unsubscribe.scope_legend": "What to stop",
+        "unsubscribe.scope_sender": "Every email from {sender}",
+        "unsubscribe.scope_list": "Only the newsletter “{list}”",
+        "unsubscribe.button": "Unsubscribe",
+        "unsubscribe.note": (
+            "Pressing the button unsubscribes you at once. No login or other details are needed."
+        ),
+        "unsubscribed.title": "You are unsubscribed",
+        "unsubscribed.body_sender": "You will receive no further email from {sender}.",
+        "unsubscribed.body_list": "You will receive no further issues of the newsletter “{list}”.",
+        "unsubscribed.no_mail": (
+            "No further email will be sent to you, not even a confirmation of this."
+        ),
+        "unsubscribed.again": (
+            "If you want the emails again some day, subscribe again with the signup form."
+        ),
+        "error.title": "This page cannot be shown",
+        "error.list_not_found": "There is no signup form at this address. Check the URL.",
+        "error.link_invalid": (
+            "This link is not valid or can no longer be used. Open the link from the email "
+            "exactly as it is, without cutting it."
+        ),
+        "error.link_expired": "This confirmation link has expired. Please subscribe again.",
+        "error.bad_request": "The request could not be processed.",
+        "footer.sender": "Sender",
+        "footer.address": "Postal address",
+        "footer.contact": "Contact",
+        "footer.responsible": "Responsible person",
+    },
+}
+
+
+class Translator:
+    """``t("key", name=value)`` in templates, bound to one language."""
+
+    def __init__(self, lang: Lang) -> None:
+        self.lang = lang
+        self._messages = MESSAGES[lang]
+
+    def __call__(self, key: str, /, **values: object) -> str:
+        text = self._messages[key]
+        return text.format(**values) if values else text

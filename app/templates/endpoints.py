@@ -1,5 +1,86 @@
-"""HTTP endpoints; see API.md."""
+"""HTTP endpoints of /templates; see API.md."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from app.api_fields import DB_ID_MAX, Cursor, Page
+from app.auth.dependencies import AdminKey, ReadKey
+from app.db import SessionDep
+from app.deps import RuntimeDep
+from app.templates import service
+from app.templates.schemas import (
+    PreviewOut,
+    PreviewRequest,
+    TemplateCreate,
+    TemplateOut,
+    TemplateUpdate,
+)
+
+router = APIRouter(prefix="/templates", tags=["templates"])
+
+TemplateId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
+
+
+@router.post("", status_code=201)
+async def create_template(
+    body: TemplateCreate, session: SessionDep, runtime: RuntimeDep, principal: AdminKey
+) -> TemplateOut:
+    template = await service.create_template(session, principal, runtime.settings, body)
+    return TemplateOut.model_validate(template)
+
+
+@router.get("")
+async def list_templates(
+    session: SessionDep,
+    _principal: ReadKey,
+    cursor: Annotated[Cursor, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Page[TemplateOut]:
+    rows, next_cursor = await service.list_templates(session, after_id=cursor, limit=limit)
+    return Page[TemplateOut](
+        items=[TemplateOut.model_validate(t) for t in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/{template_id}")
+async def get_template(
+    template_id: TemplateId, session: SessionDep, _principal: ReadKey
+) -> TemplateOut:
+    return TemplateOut.model_validate(await service.get_template(session, template_id))
+
+
+@router.patch("/{template_id}")
+async def update_template(
+    template_id: TemplateId,
+    body: TemplateUpdate,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: AdminKey,
+) -> TemplateOut:
+    template = await service.update_template(
+        session, principal, runtime.settings, template_id, body
+    )
+    return TemplateOut.model_validate(template)
+
+
+@router.post("/{template_id}/preview")
+async def preview_template(
+    template_id: TemplateId,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    _principal: AdminKey,
+    body: PreviewRequest | None = None,
+) -> PreviewOut:
+    """Admin key: a preview for a real subscriber carries their working unsubscribe link."""
+    request = body or PreviewRequest()
+    rendered = await service.preview(
+        session,
+        runtime,
+        template_id,
+        subscriber_id=request.subscriber_id,
+        list_id=request.list_id,
+    )
+    return PreviewOut(subject=rendered.subject, html=rendered.html, text=rendered.text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import aiosmtplib
 import pytest
 
 from app.mail.compose import TemplateInvalid, UnsafeHeaderValue
@@ -21,6 +22,7 @@ from tests.mail.factories import (
     parts,
     recipient,
 )
+from tests.smtp import SmtpServer
 
 
 def test_mh4_one_from_date_message_id_on_the_senders_domain() -> None:
@@ -281,3 +283,24 @@ def test_a_template_that_fails_for_one_recipient_says_where() -> None:
     built = composer(html="<p>{{ name }}</p>\n<p>{{ 100 // attributes.count | default(1) }}</p>")
     with pytest.raises(TemplateInvalid, match="html line 2"):
         built.compose(recipient(attributes={"count": 0}))
+
+
+async def test_mh4_a_composed_message_crosses_a_real_smtp_server_intact(
+    smtp_server: SmtpServer,
+) -> None:
+    built = composer(html="<html><body><p>.</p>\n.\n<p>{{ name }}様</p></body></html>")
+    data = built.compose(recipient())
+    await aiosmtplib.send(
+        data,
+        sender=built.envelope_from,
+        recipients=["reader1@example.jp"],
+        hostname=smtp_server.host,
+        port=smtp_server.port,
+    )
+    (received,) = smtp_server.messages_to("reader1@example.jp")
+    # MH-2: the envelope sender is the sender's own address.
+    assert received.mail_from == "news@shodaku.example"
+    assert received.data.replace(b"\r\n", b"\n") == data.replace(b"\r\n", b"\n")
+    text, html = parts(received.message)
+    assert "<p>佐藤一郎様</p>" in html
+    assert text.count(REFUSAL["ja"]) == 1

@@ -1,0 +1,83 @@
+"""Request and response bodies of /templates (API.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
+
+from app.api_fields import DbId, Line200, multi_line, single_line
+
+# MH-4: the subject becomes a header: one line, no control characters; the column is 998 long.
+SubjectSource = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=998),
+    AfterValidator(single_line),
+]
+# A template body: line breaks allowed, no NUL (PostgreSQL cannot store it), bounded in size.
+BodySource = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500_000),
+    AfterValidator(multi_line),
+]
+
+
+class TemplateCreate(BaseModel):
+    """A template in Jinja2, compiled in the sandbox when saved; 422 if it does not compile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Line200
+    subject: SubjectSource
+    html: BodySource
+    text: BodySource | None = None
+
+
+class TemplateUpdate(BaseModel):
+    """Only the fields given change; ``text: null`` goes back to text derived from the HTML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Line200 | None = None
+    subject: SubjectSource | None = None
+    html: BodySource | None = None
+    text: BodySource | None = None
+
+    @field_validator("name", "subject", "html")
+    @classmethod
+    def _required_not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise PydanticCustomError("not_null", "may not be null: every template needs one")
+        return value
+
+
+class TemplateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    subject: str
+    html: str
+    text: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PreviewRequest(BaseModel):
+    """Whom to render for (default: a sample recipient) and which list gives the sender, the
+    language and the footer (default: the subscriber's first list, else the first list)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subscriber_id: DbId | None = None
+    list_id: DbId | None = None
+
+
+class PreviewOut(BaseModel):
+    """Exactly what the recipient would get, the legal footer included (MH-1)."""
+
+    subject: str
+    html: str
+    text: str

@@ -1,0 +1,304 @@
+"""The unsubscribe page and RFC 8058 one-click: OO-1 .. OO-7."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from app.models import ConsentEvent, MailingList, OutboxMessage, Suppression
+from app.models.enums import (
+    ConsentEventKind,
+    ConsentMethod,
+    OutboxStatus,
+    SubscriptionStatus,
+    SuppressionScope,
+)
+from app.runtime import Runtime
+from app.subscriptions.repository import GateVerdict, check_gate
+from app.tokens import TokenSigner
+from tests.conftest import TEST_KEYS
+from tests.public.conftest import confirm_url_in, json_signup
+from tests.public.factories import SENDER_NAME, events_of, subscriber_by_email, subscription_of
+from tests.public.html import read_page
+from tests.smtp import SmtpServer
+
+EMAIL = "hanako@example.jp"
+
+
+async def _active_on_both(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> str:
+    """Hanako is an active, confirmed subscriber of both lists; returns her news-list token."""
+    assert (await json_signup(client, "news", EMAIL)).status_code == 202
+    pending = await subscription_of(runtime, EMAIL, news.id)
+    assert pending is not None
+    assert pending.grant_event_id is not None
+    confirm = await client.post(f"/confirm/{runtime.signer.confirm_token(pending.grant_event_id)}")
+    assert confirm.status_code == 200
+    assert (await json_signup(client, "weekly", EMAIL)).status_code == 200
+    subscriber = await subscriber_by_email(runtime, EMAIL)
+    assert subscriber is not None
+    return runtime.signer.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash)
+
+
+async def _statuses(runtime: Runtime, *lists: MailingList) -> list[str]:
+    found = [await subscription_of(runtime, EMAIL, m.id) for m in lists]
+    return [s.status if s is not None else "none" for s in found]
+
+
+async def _withdrawals(runtime: Runtime) -> list[ConsentEvent]:
+    return [e for e in await events_of(runtime, EMAIL) if e.kind == ConsentEventKind.WITHDRAW]
+
+
+async def _suppressions(runtime: Runtime) -> list[tuple[str, int]]:
+    async with runtime.sessionmaker() as session:
+        rows = (await session.scalars(select(Suppression).order_by(Suppression.id))).all()
+    return [(row.scope, row.scope_ref) for row in rows]
+
+
+def _assert_no_redirect_no_cookie(response: httpx.Response) -> None:
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    assert "set-cookie" not in response.headers
+
+
+async def test_oo3_oo5_get_shows_one_button_and_the_scope_choice_and_changes_nothing(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> None:
+    token = await _active_on_both(client, runtime, news, weekly)
+    for _ in range(3):  # a link scanner may open it several times
+        response = await client.get(f"/unsubscribe/{token}")
+        assert response.status_code == 200
+    page = read_page(response.text)
+    assert page.html_lang == "ja"
+    [form] = page.forms()
+    assert form.attrs["method"] == "post"
+    assert form.attrs["action"] == f"/unsubscribe/{token}"
+    buttons = [e for e in page.elements if e.tag == "button"]
+    assert len(buttons) == 1
+    assert "配信を停止する" in page.text
+    sender_choice, list_choice = page.inputs("scope")
+    assert sender_choice.attrs["value"] == "sender"
+    assert "checked" in sender_choice.attrs  # OO-5: every list of the sender by default
+    assert list_choice.attrs["value"] == "list"
+    assert "checked" not in list_choice.attrs
+    assert SENDER_NAME in page.label_for("scope-sender")
+    assert "承諾ニュース" in page.label_for("scope-list")
+    # OO-2: nothing else to fill in; the address is shown masked only.
+    assert [e.attrs.get("type") for e in page.elements if e.tag == "input"] == ["radio", "radio"]
+    assert EMAIL not in response.text
+    assert "h***@example.jp" in page.text
+
+    assert await _statuses(runtime, news, weekly) == ["active", "active"]
+    assert await _withdrawals(runtime) == []
+    assert await _suppressions(runtime) == []
+
+
+async def test_oo5_page_post_with_this_list_only(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> None:
+    token = await _active_on_both(client, runtime, news, weekly)
+    response = await client.post(f"/unsubscribe/{token}", data={"scope": "list"})
+    _assert_no_redirect_no_cookie(response)
+    assert "配信を停止しました" in response.text
+    assert "「承諾ニュース」をお送りすることはありません" in response.text
+    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "active"]
+    [withdrawal] = await _withdrawals(runtime)
+    assert withdrawal.method == ConsentMethod.UNSUBSCRIBE_PAGE
+    assert withdrawal.scope == SuppressionScope.LIST
+    assert withdrawal.list_id == news.id
+    assert withdrawal.ip == "203.0.113.7"
+    assert await _suppressions(runtime) == [(SuppressionScope.LIST, news.id)]
+
+
+async def test_oo5_oo7_page_post_stops_every_list_of_the_sender_and_says_no_more_mail(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> None:
+    token = await _active_on_both(client, runtime, news, weekly)
+    response = await client.post(f"/unsubscribe/{token}", data={"scope": "sender"})
+    _assert_no_redirect_no_cookie(response)
+    assert f"今後、{SENDER_NAME}からメールをお送りすることはありません" in response.text
+    # OO-7: not even a confirmation of the opt-out.
+    assert "完了をお知らせするメールも含め、これ以上メールはお送りしません" in response.text
+    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "unsubscribed"]
+    [withdrawal] = await _withdrawals(runtime)
+    assert withdrawal.scope == SuppressionScope.SENDER
+    assert withdrawal.list_id is None
+    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news.sender_id)]
+    subscriber = await subscriber_by_email(runtime, EMAIL)
+    assert subscriber is not None
+    async with runtime.sessionmaker() as session:
+        for mailing_list in (news, weekly):
+            gate = await check_gate(session, subscriber.id, mailing_list.id)
+            assert gate.verdict == GateVerdict.SUPPRESSED
+
+
+async def test_oo3_one_click_urlencoded_is_200_without_redirect_or_cookie_and_repeats_harmlessly(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> None:
+    token = await _active_on_both(client, runtime, news, weekly)
+    for _ in range(3):
+        response = await client.post(
+            f"/unsubscribe/{token}",
+            content=b"List-Unsubscribe=One-Click",
+            headers={
+                "content-type": "application/x-www-form-urlencoded",
+                "user-agent": "GoogleOneClick/1.0",
+            },
+        )
+        _assert_no_redirect_no_cookie(response)
+    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "unsubscribed"]
+    [withdrawal] = await _withdrawals(runtime)  # one event, however often it is repeated
+    assert withdrawal.method == ConsentMethod.ONE_CLICK
+    assert withdrawal.scope == SuppressionScope.SENDER
+    assert withdrawal.user_agent == "GoogleOneClick/1.0"
+
+
+async def test_oo3_one_click_multipart_is_200_without_redirect_or_cookie_and_repeats_harmlessly(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> None:
+    token = await _active_on_both(client, runtime, news, weekly)
+    for _ in range(2):
+        response = await client.post(
+            f"/unsubscribe/{token}", files={"List-Unsubscribe": (None, "One-Click")}
+        )
+        assert response.request.headers["content-type"].startswith("multipart/form-data")
+        _assert_no_redirect_no_cookie(response)
+    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "unsubscribed"]
+    [withdrawal] = await _withdrawals(runtime)
+    assert withdrawal.method == ConsentMethod.ONE_CLICK
+    # The one-click POST stops the whole sender, even if it names a narrower scope.
+    assert withdrawal.scope == SuppressionScope.SENDER
+
+
+async def test_oo3_tampered_unsubscribe_link_is_a_plain_400_page(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> None:
+    token = await _active_on_both(client, runtime, news, weekly)
+    tampered = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    stranger = TokenSigner(["someone-elses-key-0123456789"], confirm_max_age=3600)
+    subscriber = await subscriber_by_email(runtime, EMAIL)
+    assert subscriber is not None
+    for bad in (
+        tampered,
+        "x",
+        stranger.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash),
+        runtime.signer.confirm_token(1),  # a confirm token is not an unsubscribe token
+        runtime.signer.unsubscribe_token(subscriber.id, 999_999, subscriber.address_hash),
+    ):
+        for response in (
+            await client.get(f"/unsubscribe/{bad}"),
+            await client.post(f"/unsubscribe/{bad}", data={"List-Unsubscribe": "One-Click"}),
+        ):
+            assert response.status_code == 400
+            assert response.headers["content-type"].startswith("text/html")
+            assert "このリンクは無効か" in response.text
+            assert "set-cookie" not in response.headers
+    assert await _statuses(runtime, news, weekly) == ["active", "active"]
+    assert await _withdrawals(runtime) == []
+
+
+async def test_oo4_link_signed_with_an_older_key_still_unsubscribes(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> None:
+    await _active_on_both(client, runtime, news, weekly)
+    subscriber = await subscriber_by_email(runtime, EMAIL)
+    assert subscriber is not None
+    # Mailed before the key rotation, when the second key in SHODAKU_SECRET_KEYS was the newest.
+    before_rotation = TokenSigner([TEST_KEYS[1]], confirm_max_age=3600)
+    token = before_rotation.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash)
+    assert token != runtime.signer.unsubscribe_token(
+        subscriber.id, news.id, subscriber.address_hash
+    )
+    assert (await client.get(f"/unsubscribe/{token}")).status_code == 200
+    response = await client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    _assert_no_redirect_no_cookie(response)
+    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "unsubscribed"]
+
+
+async def test_oo4_link_of_an_erased_or_replaced_person_still_answers_unsubscribed(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> None:
+    """After an erasure the token's subscriber is gone (or its id re-used by someone else):
+    the link keeps working, shows no address, and changes nobody's subscription."""
+    await _active_on_both(client, runtime, news, weekly)
+    subscriber = await subscriber_by_email(runtime, EMAIL)
+    assert subscriber is not None
+    gone = runtime.signer.unsubscribe_token(987_654, news.id, "a" * 64)
+    someone_else = runtime.signer.unsubscribe_token(subscriber.id, news.id, "f" * 64)
+    for token in (gone, someone_else):
+        page = await client.get(f"/unsubscribe/{token}")
+        assert page.status_code == 200
+        assert "@" not in read_page(page.text).text.split("発信者")[0]
+        response = await client.post(f"/unsubscribe/{token}")
+        _assert_no_redirect_no_cookie(response)
+        assert "配信を停止しました" in response.text
+    assert await _statuses(runtime, news, weekly) == ["active", "active"]
+    assert await _withdrawals(runtime) == []
+
+
+async def test_oo7_after_unsubscribing_no_confirmation_mail_is_sent(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    news: MailingList,
+    smtp_server: SmtpServer,
+    outbox: Any,
+) -> None:
+    assert (await json_signup(client, "news", EMAIL)).status_code == 202
+    subscriber = await subscriber_by_email(runtime, EMAIL)
+    assert subscriber is not None
+    token = runtime.signer.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash)
+    # The person changes their mind before the confirmation mail has gone out.
+    assert (await client.post(f"/unsubscribe/{token}")).status_code == 200
+    run = await outbox()
+    assert run.sent == 0
+    assert run.dropped == 1
+    assert smtp_server.messages_to(EMAIL) == []
+    async with runtime.sessionmaker() as session:
+        statuses = (await session.scalars(select(OutboxMessage.status))).all()
+    assert list(statuses) == [OutboxStatus.DROPPED]
+
+
+async def test_oo6_suppressed_address_resubscribing_needs_its_own_confirmation(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    news: MailingList,
+    weekly: MailingList,
+    smtp_server: SmtpServer,
+    outbox: Any,
+) -> None:
+    token = await _active_on_both(client, runtime, news, weekly)
+    assert (await client.post(f"/unsubscribe/{token}")).status_code == 200
+    subscriber = await subscriber_by_email(runtime, EMAIL)
+    assert subscriber is not None
+
+    # Re-subscribing to the single opt-in list answers as usual, but is not active yet.
+    again = await json_signup(client, "weekly", EMAIL)
+    assert again.status_code == 200
+    assert again.json()["status"] == "subscribed"
+    assert await _statuses(runtime, weekly) == [SubscriptionStatus.PENDING]
+    async with runtime.sessionmaker() as session:
+        gate = await check_gate(session, subscriber.id, weekly.id)
+    assert gate.verdict == GateVerdict.SUPPRESSED
+    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news.sender_id)]
+
+    # A link that is not this request's confirmation (a stale one from the first signup)
+    # does not lift anything.
+    news_grant = next(e for e in await events_of(runtime, EMAIL) if e.list_id == news.id)
+    stale = await client.post(f"/confirm/{runtime.signer.confirm_token(news_grant.id)}")
+    assert stale.status_code == 400
+    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news.sender_id)]
+
+    # Only the confirmation mailed for this request lifts the suppression.
+    assert (await outbox()).sent == 1
+    [mail] = smtp_server.messages_to(EMAIL)
+    url = confirm_url_in(mail)
+    assert (await client.post(url)).status_code == 200
+    assert await _suppressions(runtime) == []
+    async with runtime.sessionmaker() as session:
+        gate = await check_gate(session, subscriber.id, weekly.id)
+    assert gate.mailable
+    # The other list stays unsubscribed: confirming one list re-subscribes only that one.
+    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "active"]

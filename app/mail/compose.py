@@ -88,6 +88,8 @@ _FOOTER_ENV = Environment(
     auto_reload=False,
 )
 _FOOTER_LANGUAGES = ("ja", "en")
+# Template variables that are the same for every recipient of a campaign.
+_CAMPAIGN_VARIABLES = frozenset({"list", "sender"})
 
 
 class UnsafeHeaderValue(InvalidInput):
@@ -205,6 +207,15 @@ def _base64_body(text: str) -> bytes:
     )
 
 
+_BLANK_RUN = re.compile(r"\n{3,}")
+
+
+def html_to_text(html: str) -> str:
+    """inscriptis' text, without the trailing spaces its table layout pads lines with."""
+    text = "\n".join(line.rstrip() for line in get_text(html, _INSCRIPTIS).splitlines())
+    return _BLANK_RUN.sub("\n\n", text).strip()
+
+
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _PROTECTED = re.compile("\ue000(\\d+)\ue001")
 
@@ -221,7 +232,7 @@ def derive_text_source(html_source: str) -> str:
         tags.append(match.group(0))
         return f"\ue000{len(tags) - 1}\ue001"
 
-    converted = get_text(_JINJA_TAG.sub(protect, html_source), _INSCRIPTIS)
+    converted = html_to_text(_JINJA_TAG.sub(protect, html_source))
     pieces = _PROTECTED.split(converted)
     out: list[str] = []
     for i, piece in enumerate(pieces):
@@ -229,7 +240,7 @@ def derive_text_source(html_source: str) -> str:
             out.append(tags[int(piece)])
         else:
             out.append(piece.replace("{", "{{ '{' }}"))
-    return "".join(out).strip()
+    return "".join(out)
 
 
 _HIDING_ELEMENTS = ("head", "title", "style", "script", "textarea", "template", "noscript")
@@ -411,8 +422,8 @@ class CampaignComposer:
 
         sample = sample_recipient(settings)
         sample_context = self._context(sample)
-        # A subject without variables is the same for everyone: encode it once.
-        if meta.find_undeclared_variables(TEXT_ENV.parse(subject)):
+        # A subject that uses no per-recipient variable is the same for everyone: encode it once.
+        if meta.find_undeclared_variables(TEXT_ENV.parse(subject)) - _CAMPAIGN_VARIABLES:
             self._subject_header = None
         else:
             self._subject_header = header_text("Subject", self._render_subject(sample_context))
@@ -501,9 +512,9 @@ class CampaignComposer:
             except Exception as exc:
                 if not self._derived_text:
                     raise render_error("text", exc) from exc
-                text_body = get_text(html_body, _INSCRIPTIS)
+                text_body = html_to_text(html_body)
         else:
-            text_body = get_text(html_body, _INSCRIPTIS)
+            text_body = html_to_text(html_body)
         marker = self._marker
         return RenderedMessage(
             subject=subject,

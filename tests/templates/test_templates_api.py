@@ -164,7 +164,7 @@ async def test_mh1_preview_without_a_subscriber_uses_a_sample_and_includes_the_f
 ) -> None:
     await make_list(runtime)
     template = (await create(admin)).json()
-    response = await admin.post(f"/templates/{template['id']}/preview", json={})
+    response = await admin.post(f"/templates/{template['id']}/preview")  # no body at all
     assert response.status_code == 200, response.text
     preview = response.json()
     assert preview["subject"] == "山田太郎様へ 承諾ニュース news 5月号"

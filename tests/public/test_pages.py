@@ -128,3 +128,18 @@ def test_limiter_memory_is_bounded() -> None:
     clock.now += 61
     limiter.hit("fresh")
     assert len(limiter) == 1  # ...and keys idle for a whole window are dropped
+
+
+async def test_sender_identity_in_the_footer_and_only_web_urls_become_links(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from tests.public.factories import make_list, make_sender
+    from tests.public.html import read_page
+
+    sender = await make_sender(runtime, contact_url="javascript:alert(1)", contact_phone=None)
+    await make_list(runtime, sender, slug="js")
+    response = await client.get("/subscribe/js")
+    page = read_page(response.text)
+    hrefs = [e.attrs.get("href") for e in page.elements if e.tag == "a"]
+    assert hrefs == ["mailto:support@shodaku-shoji.example"]
+    assert "javascript:alert(1)" in page.text  # shown as inert text

@@ -8,7 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, Select, String, and_, func, literal, or_, select, true, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -281,21 +294,100 @@ class Window:
     go: dict[int, int | None]  # delivery id -> consent event relied on
     skipped_no_consent: list[int]
     skipped_suppressed: list[int]
-    released: list[int]  # the campaign was paused: back to queued
+    released: list[int]  # the campaign was paused or cancelled: back to the queue
+
+
+_deliveries = Delivery.__table__
+
+
+def _build_start_statement() -> Any:
+    """UPDATE … RETURNING that marks claimed deliveries in flight when, with the row locked,
+    they are still this worker's, their campaign still sends, and the gate still passes.
+
+    Built once: constructing the gate expression costs more than running it."""
+    d = _deliveries
+    sub = Subscription.__table__.alias("gate_subscription")
+    subscriber = Subscriber.__table__.alias("gate_subscriber")
+    mailing_list = MailingList.__table__.alias("gate_list")
+    campaign = Campaign.__table__.alias("gate_campaign")
+    passes = (
+        select(literal(1))
+        .select_from(campaign)
+        .join(mailing_list, mailing_list.c.id == campaign.c.list_id)
+        .join(subscriber, subscriber.c.id == d.c.subscriber_id)
+        .join(
+            sub,
+            and_(sub.c.subscriber_id == d.c.subscriber_id, sub.c.list_id == campaign.c.list_id),
+        )
+        .where(
+            campaign.c.id == d.c.campaign_id,
+            campaign.c.status == CampaignStatus.SENDING.value,
+            gate_verdict(sub.c, subscriber.c, mailing_list.c) == GateVerdict.MAILABLE.value,
+        )
+        .exists()
+    )
+    relied_on = (
+        select(func.coalesce(sub.c.confirm_event_id, sub.c.grant_event_id))
+        .select_from(sub)
+        .join(campaign, campaign.c.id == d.c.campaign_id)
+        .where(sub.c.subscriber_id == d.c.subscriber_id, sub.c.list_id == campaign.c.list_id)
+        .scalar_subquery()
+    )
+    return (
+        update(d)
+        .where(
+            d.c.id.in_(bindparam("ids", expanding=True)),
+            d.c.status == DeliveryStatus.SENDING.value,
+            d.c.claimed_by == bindparam("worker"),
+            passes,
+        )
+        .values(
+            status=DeliveryStatus.IN_FLIGHT.value,
+            consent_event_id=relied_on,
+            attempts=d.c.attempts + 1,
+            updated_at=bindparam("now"),
+        )
+        .returning(d.c.id, d.c.consent_event_id)
+    )
+
+
+_START_IN_FLIGHT = _build_start_statement()
 
 
 async def open_send_window(
     session: AsyncSession, *, ids: Sequence[int], worker: str, now: datetime | None = None
 ) -> Window:
-    """Re-check, with the rows locked, that each claimed delivery may still be sent (SG-1, SG-2).
+    """The send window (SG-1, SG-2): with the rows locked, re-check that each claimed delivery
+    may still be sent, and mark those ``in_flight`` with the consent event relied on.
 
-    Called in the transaction inside which the worker starts the SMTP transactions (MAIL FROM,
-    RCPT TO). A delivery cancelled by an opt-out, or whose recipient fails the gate now, or whose
-    campaign was paused or cancelled, is not sent. Because the rows stay locked until the SMTP
-    transactions have started, an opt-out that commits after this check waits for them, and so
-    is answered only after they began: none can start after the answer.
+    Called in the transaction inside which the worker then starts the SMTP transactions (MAIL
+    FROM, RCPT TO), committing only after they began. A delivery cancelled by an opt-out, whose
+    recipient fails the gate now, or whose campaign was paused or cancelled, is not sent. The
+    rows stay locked until the SMTP transactions have started (row locks on PostgreSQL, the
+    write lock on SQLite), so an opt-out committing after this check waits for them and is
+    answered only after they began: none can start after the answer.
     """
     now = now or utcnow()
+    rows = (
+        await session.execute(_START_IN_FLIGHT, {"ids": list(ids), "worker": worker, "now": now})
+    ).all()
+    window = Window(
+        go={row[0]: row[1] for row in rows},
+        skipped_no_consent=[],
+        skipped_suppressed=[],
+        released=[],
+    )
+    leftovers = [i for i in ids if i not in window.go]
+    if leftovers:
+        await _settle_leftovers(session, leftovers, worker, window, now)
+    return window
+
+
+async def _settle_leftovers(
+    session: AsyncSession, ids: Sequence[int], worker: str, window: Window, now: datetime
+) -> None:
+    """Why a claimed delivery may not go now: it was cancelled (nothing to do), its campaign
+    stopped (back to the queue), or its recipient fails the gate (skipped_*)."""
     stmt = (
         _gate_rows(ids)
         .add_columns(Campaign.status)
@@ -303,109 +395,79 @@ async def open_send_window(
     )
     if _dialect(session) == "postgresql":
         stmt = stmt.with_for_update(of=Delivery)
-    window = Window(go={}, skipped_no_consent=[], skipped_suppressed=[], released=[])
     for row in (await session.execute(stmt)).all():
-        delivery_id, verdict, event_id, campaign_status = row[0], row[2], row[3], row[-1]
+        delivery_id, verdict, campaign_status = row[0], row[2], row[-1]
         if campaign_status != CampaignStatus.SENDING:
             window.released.append(delivery_id)
-        elif verdict == GateVerdict.MAILABLE.value:
-            window.go[delivery_id] = event_id
         elif verdict == GateVerdict.SUPPRESSED.value:
             window.skipped_suppressed.append(delivery_id)
         else:
             window.skipped_no_consent.append(delivery_id)
-    if window.skipped_no_consent:
-        await _set_status(
-            session, window.skipped_no_consent, DeliveryStatus.SKIPPED_NO_CONSENT, now
-        )
-    if window.skipped_suppressed:
-        await _set_status(
-            session, window.skipped_suppressed, DeliveryStatus.SKIPPED_SUPPRESSED, now
-        )
+    for ids_, status in (
+        (window.skipped_no_consent, DeliveryStatus.SKIPPED_NO_CONSENT),
+        (window.skipped_suppressed, DeliveryStatus.SKIPPED_SUPPRESSED),
+    ):
+        if ids_:
+            await _set_status(session, ids_, status, now)
     if window.released:
         await session.execute(
             update(Delivery)
             .where(Delivery.id.in_(window.released))
             .values(
-                status=DeliveryStatus.QUEUED, lease_expires_at=None, claimed_by=None, updated_at=now
+                status=DeliveryStatus.QUEUED,
+                lease_expires_at=None,
+                claimed_by=None,
+                updated_at=now,
             )
             .execution_options(synchronize_session=False)
         )
-    return window
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
     delivery_id: int
     status: DeliveryStatus
+    attempts: int  # the delivery's attempts after this one
     smtp_response: str | None = None
-    consent_event_id: int | None = None
     next_attempt_at: datetime | None = None
-    attempts_increment: int = 0
 
 
 async def record_results(session: AsyncSession, results: Sequence[DeliveryResult]) -> None:
-    """Write the outcome of sends. Grouped so a batch costs a few statements, not one per row
-    when outcomes are alike (the common case: all sent)."""
+    """Write the outcome of sends: one executemany statement for the whole chunk."""
+    if not results:
+        return
     now = utcnow()
-    sent = [r for r in results if r.status is DeliveryStatus.SENT and r.smtp_response is None]
-    others = [r for r in results if r not in sent]
-    if sent:
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_([r.delivery_id for r in sent]))
-            .values(status=DeliveryStatus.SENT, sent_at=now, lease_expires_at=None, updated_at=now)
-            .execution_options(synchronize_session=False)
+    stmt = (
+        update(_deliveries)
+        .where(_deliveries.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            attempts=bindparam("b_attempts"),
+            smtp_response=bindparam("b_response"),
+            next_attempt_at=bindparam("b_next"),
+            sent_at=bindparam("b_sent_at"),
+            lease_expires_at=None,
+            claimed_by=case(
+                (bindparam("b_status") == DeliveryStatus.QUEUED.value, None),
+                else_=_deliveries.c.claimed_by,
+            ),
+            updated_at=now,
         )
-    for r in others:
-        values: dict[str, Any] = {
-            "status": r.status,
-            "updated_at": now,
-            "smtp_response": r.smtp_response,
-        }
-        if r.status is DeliveryStatus.SENT:
-            values["sent_at"] = now
-            values["lease_expires_at"] = None
-        elif r.status is DeliveryStatus.IN_FLIGHT:
-            values["consent_event_id"] = r.consent_event_id
-            values["attempts"] = Delivery.attempts + r.attempts_increment
-        elif r.status is DeliveryStatus.QUEUED:
-            values["next_attempt_at"] = r.next_attempt_at
-            values["lease_expires_at"] = None
-            values["claimed_by"] = None
-            values["attempts"] = Delivery.attempts + r.attempts_increment
-        else:
-            values["lease_expires_at"] = None
-            values["attempts"] = Delivery.attempts + r.attempts_increment
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id == r.delivery_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-
-
-async def mark_in_flight(
-    session: AsyncSession, started: dict[int, int | None], now: datetime | None = None
-) -> None:
-    """The SMTP transaction has started for these: record it, with the consent event relied on
-    (SG-1). Grouped by consent event id to keep it to a few statements."""
-    now = now or utcnow()
-    groups: dict[int | None, list[int]] = {}
-    for delivery_id, event_id in started.items():
-        groups.setdefault(event_id, []).append(delivery_id)
-    for event_id, ids in groups.items():
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(ids))
-            .values(
-                status=DeliveryStatus.IN_FLIGHT,
-                consent_event_id=event_id,
-                attempts=Delivery.attempts + 1,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
+    )
+    await session.execute(
+        stmt,
+        [
+            {
+                "b_id": r.delivery_id,
+                "b_status": r.status.value,
+                "b_attempts": r.attempts,
+                "b_response": r.smtp_response,
+                "b_next": r.next_attempt_at,
+                "b_sent_at": now if r.status is DeliveryStatus.SENT else None,
+            }
+            for r in results
+        ],
+    )
 
 
 async def delivery_stats(session: AsyncSession, campaign_id: int) -> dict[str, int]:

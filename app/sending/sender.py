@@ -164,10 +164,10 @@ class CampaignSender:
         self, campaign: Campaign, recipients: Sequence[ClaimedRecipient], report: DrainReport
     ) -> None:
         composer = await self._composer(campaign)
-        chunk = self.settings.send_concurrency
-        for start in range(0, len(recipients), chunk):
+        size = self.settings.send_concurrency
+        for start in range(0, len(recipients), size):
             await self._send_chunk(
-                composer, campaign.list_id, recipients[start : start + chunk], report
+                composer, campaign.list_id, recipients[start : start + size], report
             )
 
     async def _send_chunk(
@@ -241,11 +241,9 @@ class CampaignSender:
                 ),
             )
             index = {r.delivery_id: i for i, r in enumerate(chunk)}
-            in_flight: dict[int, int | None] = {}
             for recipient, failure in outcomes:
                 if failure is None:
                     started[recipient.delivery_id] = index[recipient.delivery_id]
-                    in_flight[recipient.delivery_id] = window.go[recipient.delivery_id]
                     continue
                 if failure.unknown_recipient:
                     await record_hard_bounce(
@@ -254,7 +252,6 @@ class CampaignSender:
                         address_hash=recipient.address_hash,
                     )
                 results.append(self._failed_attempt(recipient, failure))
-            await repo.mark_in_flight(session, in_flight)
             if results:
                 # Written in the window's transaction so the hard-bounce skip above cannot
                 # overwrite the refused delivery's own outcome.
@@ -286,17 +283,18 @@ class CampaignSender:
             try:
                 reply = await connections[conn_index].finish(messages[delivery_id])
             except SendFailure as failure:
-                # attempts was already counted when the transaction started
-                return self._failed_attempt(recipient, failure, counted=True)
-            return DeliveryResult(delivery_id, DeliveryStatus.SENT, smtp_response=reply[:500])
+                return self._failed_attempt(recipient, failure)
+            return DeliveryResult(
+                delivery_id,
+                DeliveryStatus.SENT,
+                attempts=recipient.attempts + 1,
+                smtp_response=reply[:500],
+            )
 
         return list(await asyncio.gather(*(finish(d, i) for d, i in started.items())))
 
-    def _failed_attempt(
-        self, recipient: ClaimedRecipient, failure: SendFailure, *, counted: bool = False
-    ) -> DeliveryResult:
+    def _failed_attempt(self, recipient: ClaimedRecipient, failure: SendFailure) -> DeliveryResult:
         attempts = recipient.attempts + 1
-        increment = 0 if counted else 1
         if failure.permanent or attempts >= self.settings.send_max_attempts:
             log.warning(
                 "delivery %s failed to=%s reply=%s",
@@ -307,13 +305,13 @@ class CampaignSender:
             return DeliveryResult(
                 recipient.delivery_id,
                 DeliveryStatus.FAILED,
+                attempts=attempts,
                 smtp_response=failure.reply[:500],
-                attempts_increment=increment,
             )
         return DeliveryResult(
             recipient.delivery_id,
             DeliveryStatus.QUEUED,
+            attempts=attempts,
             smtp_response=failure.reply[:500],
             next_attempt_at=utcnow() + retry_delay(attempts),
-            attempts_increment=increment,
         )

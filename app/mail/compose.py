@@ -536,6 +536,10 @@ class CampaignComposer:
         MH-4: one From, one Date, a unique Message-ID on the sender's domain, non-ASCII headers
         encoded, no line over 998 octets, multipart/alternative with text/plain first.
         MH-3: ``List-Unsubscribe`` is exactly one http(s) URI, never folded or encoded.
+
+        Raises, for this recipient only, :class:`UnsafeHeaderValue` (a name, address, subject or
+        URL that would break a header) or :class:`TemplateInvalid` (the template fails on this
+        recipient's data); the campaign's other messages are unaffected.
         """
         message = self.render(recipient)
         url = recipient.unsubscribe_url

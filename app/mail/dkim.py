@@ -3,6 +3,11 @@
 MH-3: the signature covers ``List-Unsubscribe`` and ``List-Unsubscribe-Post``, as Gmail and Yahoo
 require for one-click unsubscribe, besides the identity headers (From, To, Subject, Date,
 Message-ID).
+
+Cost: dkimpy does the RSA operation in pure Python (``pow`` on big integers), about 6-8 ms per
+message for a 2048-bit key on these machines, against ~0.1 ms for composing the message. With
+signing on, one process sends on the order of 120 messages a second; at volume, sign at the
+relaying MTA instead, or move the RSA operation to OpenSSL.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -9,8 +10,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Subscriber
+from app.models import MailingList, Subscriber, Subscription
 from app.models.base import utcnow
+from app.subscriptions.repository import GateVerdict, gate_verdict
 
 
 async def get_by_email(session: AsyncSession, email: str) -> Subscriber | None:
@@ -52,3 +54,52 @@ async def get_or_create(
     subscriber = await get_by_email(session, email)
     assert subscriber is not None
     return subscriber, created
+
+
+async def get(session: AsyncSession, subscriber_id: int) -> Subscriber | None:
+    return await session.get(Subscriber, subscriber_id)
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    email: str | None,
+    list_id: int | None,
+    status: str | None,
+    after_id: int | None,
+    limit: int,
+) -> Sequence[Subscriber]:
+    """Subscribers by id, keyset-paginated, optionally only those with a subscription to the
+    list and/or in the status given."""
+    stmt = select(Subscriber).order_by(Subscriber.id).limit(limit)
+    if email is not None:
+        stmt = stmt.where(Subscriber.email == email)
+    if list_id is not None or status is not None:
+        match = select(Subscription.id).where(Subscription.subscriber_id == Subscriber.id)
+        if list_id is not None:
+            match = match.where(Subscription.list_id == list_id)
+        if status is not None:
+            match = match.where(Subscription.status == status)
+        stmt = stmt.where(match.exists())
+    if after_id is not None:
+        stmt = stmt.where(Subscriber.id > after_id)
+    return (await session.scalars(stmt)).all()
+
+
+async def subscriptions_with_gate(
+    session: AsyncSession, subscriber_ids: Sequence[int]
+) -> dict[int, list[tuple[Subscription, GateVerdict]]]:
+    """The subscriptions of some subscribers, each with the send gate's verdict now (SG-1)."""
+    found: dict[int, list[tuple[Subscription, GateVerdict]]] = {i: [] for i in subscriber_ids}
+    if not subscriber_ids:
+        return found
+    rows = await session.execute(
+        select(Subscription, gate_verdict())
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .where(Subscription.subscriber_id.in_(subscriber_ids))
+        .order_by(Subscription.subscriber_id, Subscription.list_id)
+    )
+    for subscription, verdict in rows:
+        found[subscription.subscriber_id].append((subscription, GateVerdict(verdict)))
+    return found

@@ -1,0 +1,102 @@
+"""Request and response bodies of /lists (API.md)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
+
+from app.api_fields import DbId, Line200, Text5000
+from app.models import MailingList
+from app.models.enums import Language, SubscriptionStatus
+
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.fullmatch(value):
+        raise PydanticCustomError(
+            "slug",
+            "a slug is lowercase letters a-z, digits and hyphens (not at either end); "
+            "it is part of the signup URL /subscribe/<slug>",
+        )
+    return value
+
+
+Slug = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_slug)]
+
+
+class ListCreate(BaseModel):
+    """A mailing list of one sender. ``purpose`` is required: it is shown on the signup form
+    and recorded with every consent (CC-5). Double opt-in is on unless turned off (CC-3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Line200
+    slug: Slug
+    sender_id: DbId
+    purpose: Text5000
+    double_opt_in: bool = True
+    language: Language = Language.JA
+
+
+class ListUpdate(BaseModel):
+    """Only the fields given change. ``sender_id`` may be repeated but not changed: consent is
+    given to one sender (CC-1)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Line200 | None = None
+    slug: Slug | None = None
+    sender_id: DbId | None = None
+    purpose: Text5000 | None = None
+    double_opt_in: bool | None = None
+    language: Language | None = None
+
+    @field_validator("name", "slug", "sender_id", "purpose", "double_opt_in", "language")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise PydanticCustomError("not_null", "may not be null: every list has one")
+        return value
+
+
+class SubscriberCounts(BaseModel):
+    """How many subscriptions of the list are in each status."""
+
+    pending: int = 0
+    active: int = 0
+    unsubscribed: int = 0
+
+
+class ListOut(BaseModel):
+    id: int
+    sender_id: int
+    name: str
+    slug: str
+    purpose: str
+    double_opt_in: bool
+    language: str
+    subscriber_counts: SubscriberCounts
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, mailing_list: MailingList, counts: dict[str, int]) -> ListOut:
+        return cls(
+            id=mailing_list.id,
+            sender_id=mailing_list.sender_id,
+            name=mailing_list.name,
+            slug=mailing_list.slug,
+            purpose=mailing_list.purpose,
+            double_opt_in=mailing_list.double_opt_in,
+            language=mailing_list.language,
+            subscriber_counts=SubscriberCounts(
+                **{s.value: counts.get(s.value, 0) for s in SubscriptionStatus}
+            ),
+            created_at=mailing_list.created_at,
+            updated_at=mailing_list.updated_at,
+        )

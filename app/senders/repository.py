@@ -1,0 +1,26 @@
+"""Queries on senders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Sender
+
+
+async def get(session: AsyncSession, sender_id: int) -> Sender | None:
+    return await session.get(Sender, sender_id)
+
+
+async def page(session: AsyncSession, *, after_id: int | None, limit: int) -> Sequence[Sender]:
+    """Senders by id, keyset-paginated; ``limit`` rows at most."""
+    stmt = select(Sender).order_by(Sender.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(Sender.id > after_id)
+    return (await session.scalars(stmt)).all()
+
+
+async def all_ids(session: AsyncSession) -> list[int]:
+    return list((await session.scalars(select(Sender.id).order_by(Sender.id))).all())

@@ -1,0 +1,69 @@
+"""Senders: the business whose identity every message carries (MH-1, SG-3)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api_fields import keyset_page
+from app.audit.service import record_audit
+from app.auth.service import Principal
+from app.errors import InvalidInput, NotFound
+from app.models import Sender
+from app.senders import repository as repo
+from app.senders.schemas import SenderCreate, SenderUpdate
+
+CONTACT_FIELDS = ("contact_email", "contact_phone", "contact_url")
+
+
+def _require_contact(sender: Sender) -> None:
+    """MH-1 (5), SG-3: a phone number, email address or URL for complaints and inquiries must
+    be printed in every message, so a sender without one is refused here already; the campaign
+    preflight checks it again at send."""
+    if not any(getattr(sender, name) for name in CONTACT_FIELDS):
+        raise InvalidInput(
+            "contact_email, contact_phone or contact_url: at least one contact for complaints "
+            "and inquiries is required; it is printed in every message (MH-1, SG-3)."
+        )
+
+
+async def get_sender(session: AsyncSession, sender_id: int) -> Sender:
+    sender = await repo.get(session, sender_id)
+    if sender is None:
+        raise NotFound(f"There is no sender {sender_id}.")
+    return sender
+
+
+async def list_senders(
+    session: AsyncSession, *, after_id: int | None, limit: int
+) -> tuple[list[Sender], str | None]:
+    rows = await repo.page(session, after_id=after_id, limit=limit + 1)
+    return keyset_page(rows, limit, lambda s: s.id)
+
+
+async def create_sender(session: AsyncSession, principal: Principal, data: SenderCreate) -> Sender:
+    """Create a sender (MH-1, SG-3); audited with the key that made it (DS-6)."""
+    sender = Sender(**data.model_dump())
+    _require_contact(sender)
+    session.add(sender)
+    await session.flush()
+    await record_audit(
+        session, principal, "sender.create", "sender", sender.id, {"name": sender.name}
+    )
+    return sender
+
+
+async def update_sender(
+    session: AsyncSession, principal: Principal, sender_id: int, data: SenderUpdate
+) -> Sender:
+    """Change the fields given; the sender must still have a contact afterwards (SG-3)."""
+    sender = await get_sender(session, sender_id)
+    changes = data.model_dump(exclude_unset=True)
+    for name, value in changes.items():
+        setattr(sender, name, value)
+    _require_contact(sender)
+    await session.flush()
+    # Field names only: values may be personal data (a responsible person, an address).
+    await record_audit(
+        session, principal, "sender.update", "sender", sender.id, {"fields": sorted(changes)}
+    )
+    return sender

@@ -1,0 +1,388 @@
+"""The consent domain as the admin API sees it: consent an operator records with its evidence,
+opt-outs received by phone, letter or email, the ledger and its export, and whether an address
+is suppressed. The changes themselves are made by ``service.record_consent`` and
+``service.record_optout``; this module checks the evidence, resolves the opt-out's scope and
+audits each write in the same unit of work (DS-6)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.addresses import AddressHasher, mask_address
+from app.api_fields import keyset_page
+from app.audit.service import record_audit
+from app.auth.service import Principal
+from app.errors import InvalidInput, NotFound
+from app.lists import repository as lists_repo
+from app.models import ConsentEvent, Subscription
+from app.models.enums import (
+    ConsentMethod,
+    LegalBasis,
+    SuppressionReason,
+    SuppressionScope,
+)
+from app.senders import repository as senders_repo
+from app.subscribers import repository as subscribers_repo
+from app.subscriptions import admin_repository as admin_repo
+from app.subscriptions import repository as repo
+from app.subscriptions import service
+from app.subscriptions.repository import GateVerdict
+from app.subscriptions.schemas import (
+    EVIDENCE_MODELS,
+    ConsentCreate,
+    OptInEvidence,
+    OptOutCreate,
+    OptOutEffect,
+    OptOutRecorded,
+    SuppressionOut,
+    SuppressionStatus,
+)
+
+# What each basis must be able to show, in the words of COMPLIANCE.md (CC-4, CR-1).
+EVIDENCE_NEEDED = {
+    LegalBasis.OPT_IN: "where and how consent was given (evidence.source), and either the wording "
+    "the person agreed to (consent_text) or the circumstances (evidence.circumstances)",
+    LegalBasis.WRITTEN_NOTICE: "when the address was received in writing (evidence.received_on), "
+    "who received it (evidence.received_by) and a reference to the card or form "
+    "(evidence.document_ref)",
+    LegalBasis.BUSINESS_RELATIONSHIP: "a transaction reference (evidence.transaction_ref) and its "
+    "date (evidence.transaction_date)",
+    LegalBasis.PUBLISHED_ADDRESS: "the URL the address was published at (evidence.url), when it "
+    "was seen (evidence.seen_at) and that no refusal wording stood beside it "
+    "(evidence.no_refusal_notice: true)",
+}
+
+
+def checked_evidence(
+    basis: LegalBasis, evidence: dict[str, Any], consent_text: str | None
+) -> dict[str, Any]:
+    """CC-4, CR-1: the evidence each legal basis needs, or InvalidInput naming every missing or
+    wrong field (``evidence.transaction_ref``...). Returns the evidence as it will be stored:
+    what the operator gave, dates in ISO form."""
+    model = EVIDENCE_MODELS[basis]
+    try:
+        parsed = model.model_validate(evidence)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"evidence.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise InvalidInput(
+            f"{problems}. The {basis.value} basis needs {EVIDENCE_NEEDED[basis]} (CC-4)."
+        ) from None
+    if isinstance(parsed, OptInEvidence) and not consent_text and not parsed.circumstances:
+        raise InvalidInput(
+            "consent_text or evidence.circumstances: required. The opt_in basis needs "
+            f"{EVIDENCE_NEEDED[basis]} (CR-1)."
+        )
+    stored: dict[str, Any] = parsed.model_dump(mode="json", exclude_unset=True)
+    return stored
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    event: ConsentEvent
+    subscription: Subscription
+    gate: GateVerdict
+
+
+async def record_operator_consent(
+    session: AsyncSession,
+    hasher: AddressHasher,
+    principal: Principal,
+    *,
+    list_id: int,
+    data: ConsentCreate,
+) -> ConsentRecord:
+    """Record consent obtained elsewhere (CC-1, CC-4, CR-1): the evidence must hold what the
+    basis needs; an address under suppression is refused with 409 and nothing is stored (OO-6);
+    the grant is audited with the key that recorded it (DS-6)."""
+    evidence = checked_evidence(data.basis, data.evidence, data.consent_text)
+    recorded = await service.record_consent(
+        session,
+        hasher,
+        list_id=list_id,
+        email=data.email,
+        basis=data.basis,
+        method=data.method,
+        obtained_at=data.obtained_at,
+        evidence=evidence,
+        consent_text=data.consent_text,
+        origin=service.RequestOrigin(
+            ip=data.ip, user_agent=data.user_agent, source_url=data.source_url
+        ),
+        recorded_by=principal.recorded_by,
+    )
+    decision = await repo.check_gate(session, recorded.subscription.subscriber_id, list_id)
+    await record_audit(
+        session,
+        principal,
+        "consent.record",
+        "consent_event",
+        recorded.event.id,
+        {
+            "list_id": list_id,
+            "subscriber_id": recorded.subscription.subscriber_id,
+            "email": mask_address(data.email),
+            "basis": data.basis.value,
+            "method": data.method.value,
+        },
+    )
+    return ConsentRecord(recorded.event, recorded.subscription, decision.verdict)
+
+
+async def _optout_targets(
+    session: AsyncSession, data: OptOutCreate
+) -> tuple[Literal["list", "sender", "every_sender"], list[tuple[int, int | None]]]:
+    """OO-5: the (sender, list) pairs an operator's opt-out covers. Unknown ids in the body are
+    a 422 naming the field, as in POST /lists."""
+    if data.list_id is not None:
+        mailing_list = await lists_repo.get(session, data.list_id)
+        if mailing_list is None:
+            raise InvalidInput(f"list_id: there is no list {data.list_id}.")
+        if data.sender_id is not None and data.sender_id != mailing_list.sender_id:
+            raise InvalidInput(
+                f"sender_id: list {mailing_list.id} belongs to sender {mailing_list.sender_id}, "
+                f"not {data.sender_id}."
+            )
+        return "list", [(mailing_list.sender_id, mailing_list.id)]
+    if data.sender_id is not None:
+        if await senders_repo.get(session, data.sender_id) is None:
+            raise InvalidInput(f"sender_id: there is no sender {data.sender_id}.")
+        return "sender", [(data.sender_id, None)]
+    return "every_sender", [(sender_id, None) for sender_id in await senders_repo.all_ids(session)]
+
+
+async def record_operator_optout(
+    session: AsyncSession, hasher: AddressHasher, principal: Principal, data: OptOutCreate
+) -> OptOutRecorded:
+    """OO-1: an opt-out received by phone, letter, email or otherwise, recorded by an operator,
+    writes the same withdrawal event and suppression as the person's own click, and cancels
+    queued deliveries in this unit of work (SG-2). Scope (OO-5): the list given; else every
+    list of the sender given; else every sender of this installation, one opt-out each.
+
+    An address Shodaku does not know still gets its suppression: the person asked, and a later
+    import must not mail them (OO-1, OO-6). A repeat changes nothing and is harmless.
+    """
+    scope, targets = await _optout_targets(session, data)
+    method = ConsentMethod(data.channel.value)
+    effects: list[OptOutEffect] = []
+    for sender_id, list_id in targets:
+        outcome = await service.record_optout(
+            session,
+            hasher,
+            email=data.email,
+            sender_id=sender_id,
+            list_id=list_id,
+            method=method,
+            reason=SuppressionReason.OPTOUT_REQUEST,
+            recorded_by=principal.recorded_by,
+            channel=data.channel.value,
+            note=data.note,
+        )
+        effects.append(
+            OptOutEffect(
+                sender_id=sender_id,
+                list_id=list_id,
+                changed=outcome.changed,
+                event_ids=outcome.event_ids,
+                unsubscribed_list_ids=outcome.unsubscribed_list_ids,
+                cancelled_deliveries=outcome.cancelled_deliveries,
+            )
+        )
+    subscriber = await subscribers_repo.get_by_email(session, data.email)
+    await record_audit(
+        session,
+        principal,
+        "optout.record",
+        "subscriber" if subscriber else "address",
+        subscriber.id if subscriber else None,
+        {
+            "email": mask_address(data.email),
+            "channel": data.channel.value,
+            "scope": scope,
+            "list_id": data.list_id,
+            "sender_id": data.sender_id,
+            "event_ids": [i for effect in effects for i in effect.event_ids],
+        },
+    )
+    return OptOutRecorded(
+        email=data.email,
+        scope=scope,
+        changed=any(effect.changed for effect in effects),
+        effects=effects,
+    )
+
+
+async def _require_list(session: AsyncSession, list_id: int | None) -> None:
+    if list_id is not None and await lists_repo.get(session, list_id) is None:
+        raise NotFound(f"There is no list {list_id}.")
+
+
+async def consent_events(
+    session: AsyncSession,
+    *,
+    list_id: int | None,
+    email: str | None,
+    since: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> tuple[list[ConsentEvent], str | None]:
+    """The ledger, newest first (CR-1): grants, confirmations and withdrawals."""
+    await _require_list(session, list_id)
+    rows = await repo.latest_events(
+        session, list_id=list_id, email=email, since=since, before_id=before_id, limit=limit + 1
+    )
+    return keyset_page(rows, limit, lambda e: e.id)
+
+
+EXPORT_BATCH = 500
+EXPORT_COLUMNS = (
+    "id",
+    "kind",
+    "occurred_at",
+    "email",
+    "subscriber_id",
+    "sender_id",
+    "list_id",
+    "basis",
+    "method",
+    "obtained_at",
+    "source_url",
+    "ip",
+    "user_agent",
+    "purpose",
+    "consent_text_hash",
+    "consent_text",
+    "evidence",
+    "double_opt_in_requested_at",
+    "confirmed_at",
+    "recorded_by",
+    "scope",
+    "channel",
+    "note",
+    "created_at",
+)
+# A spreadsheet would run a cell starting with these as a formula; the text comes partly from
+# the public (a user agent, a source URL), so such cells are prefixed with an apostrophe.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _export_record(event: ConsentEvent, wording: str | None) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for column in EXPORT_COLUMNS:
+        value = wording if column == "consent_text" else getattr(event, column)
+        record[column] = value.isoformat() if isinstance(value, datetime) else value
+    return record
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+async def _event_batches(
+    sessionmaker: async_sessionmaker[AsyncSession], *, list_id: int | None, email: str | None
+) -> AsyncIterator[Sequence[tuple[ConsentEvent, str | None]]]:
+    # One short session per batch: on SQLite every transaction holds the write lock, so a
+    # session kept open for a long download would stall every writer meanwhile.
+    after_id = 0
+    while True:
+        async with sessionmaker() as session:
+            rows = await admin_repo.events_with_wording(
+                session, list_id=list_id, email=email, after_id=after_id, limit=EXPORT_BATCH
+            )
+        if rows:
+            yield rows
+            after_id = rows[-1][0].id
+        if len(rows) < EXPORT_BATCH:
+            return
+
+
+async def _csv_stream(batches: AsyncIterator[Sequence[Any]]) -> AsyncIterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    # A BOM, so that spreadsheet software opens the Japanese text as UTF-8.
+    buffer.write("\ufeff")
+    writer.writerow(EXPORT_COLUMNS)
+    async for rows in batches:
+        for event, wording in rows:
+            record = _export_record(event, wording)
+            writer.writerow([_csv_cell(record[c]) for c in EXPORT_COLUMNS])
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+async def _json_stream(batches: AsyncIterator[Sequence[Any]]) -> AsyncIterator[bytes]:
+    separator = "\n"
+    yield b"["
+    async for rows in batches:
+        chunk = []
+        for event, wording in rows:
+            chunk.append(separator + json.dumps(_export_record(event, wording), ensure_ascii=False))
+            separator = ",\n"
+        yield "".join(chunk).encode()
+    yield b"\n]\n"
+
+
+async def consent_export(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    list_id: int | None,
+    email: str | None,
+    fmt: Literal["csv", "json"],
+) -> AsyncIterator[bytes]:
+    """CR-3: every ledger event of the list (or address, or installation) with its evidence
+    and the exact consent wording, as CSV or as one JSON array, streamed in batches fetched by
+    keyset: memory stays bounded however long the ledger is.
+
+    The filters are checked now, so an unknown list is a 404 before the download starts.
+    """
+    await _require_list(session, list_id)
+    batches = _event_batches(sessionmaker, list_id=list_id, email=email)
+    return _csv_stream(batches) if fmt == "csv" else _json_stream(batches)
+
+
+async def suppression_status(
+    session: AsyncSession, hasher: AddressHasher, email: str
+) -> SuppressionStatus:
+    """Whether and why an address must not be mailed (SG-2, OO-6, DS-3): suppressions are
+    matched by the keyed hash of the address, so they answer even after an erasure."""
+    found = await repo.find_suppressions(session, hasher(email))
+    list_ids = [s.scope_ref for s in found if s.scope == SuppressionScope.LIST]
+    senders_of_lists = await lists_repo.senders_of(session, list_ids)
+    entries = []
+    for suppression in found:
+        sender_id: int | None = None
+        list_id: int | None = None
+        if suppression.scope == SuppressionScope.SENDER:
+            sender_id = suppression.scope_ref
+        elif suppression.scope == SuppressionScope.LIST:
+            list_id = suppression.scope_ref
+            sender_id = senders_of_lists.get(list_id)
+        entries.append(
+            SuppressionOut(
+                scope=suppression.scope,
+                sender_id=sender_id,
+                list_id=list_id,
+                reason=suppression.reason,
+                since=suppression.created_at,
+                consent_event_id=suppression.consent_event_id,
+            )
+        )
+    return SuppressionStatus(email=email, suppressed=bool(entries), suppressions=entries)

@@ -55,7 +55,15 @@ def _serve(args: argparse.Namespace) -> None:
     migrate(settings)
     app = create_app(settings, run_sender=True if args.with_worker else None)
     # Uvicorn's access log would print raw paths, tokens included: ours redacts them (DS-6).
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="info")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level="info",
+        proxy_headers=args.forwarded_allow_ips is not None,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+    )
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -104,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
         "--with-worker", action="store_true", help="also send campaigns in this process"
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        help="behind a reverse proxy: the proxy addresses whose X-Forwarded-For is trusted "
+        "(the client address is recorded with consent and used for signup limits)",
     )
     serve.set_defaults(func=_serve)
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Table,
     Integer,
     Select,
     String,
@@ -78,7 +79,7 @@ async def cancel_all_queued(session: AsyncSession, campaign_id: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def mailable_recipients(campaign: Campaign) -> Select[Any]:
+def mailable_recipients(campaign: Campaign) -> Select[int, int]:
     """The campaign's recipients that pass the consent gate now (SG-1): subscription ids and
     subscriber ids, in subscription id order."""
     return (
@@ -297,7 +298,7 @@ class Window:
     released: list[int]  # the campaign was paused or cancelled: back to the queue
 
 
-_deliveries = Delivery.__table__
+_deliveries: Table = Delivery.__table__  # type: ignore[assignment]
 
 
 def _build_start_statement() -> Any:

@@ -28,10 +28,20 @@ def _url() -> str:
     return os.environ.get("SHODAKU_DATABASE_URL", "sqlite+aiosqlite:///./shodaku.db")
 
 
+def _ours(name: str | None, type_: str, _parent: object) -> bool:
+    # procrastinate's tables come from its own schema (a migration applies it): autogenerate
+    # must neither drop nor diff them.
+    return not (
+        type_ in ("table", "index")
+        and (name or "").startswith(("procrastinate_", "idx_procrastinate"))
+    )
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_name=_ours,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -7,7 +7,10 @@ from app.models.campaign import Campaign
 from app.models.consent_event import ConsentEvent
 from app.models.consent_text import ConsentText
 from app.models.delivery import Delivery
+from app.models.import_item import ImportItem
 from app.models.instance_secret import InstanceSecret
+from app.models.ledger_tombstone import LedgerTombstone
+from app.models.list_import import ListImport
 from app.models.mailing_list import MailingList
 from app.models.outbox_message import OutboxMessage
 from app.models.sender import Sender
@@ -24,7 +27,10 @@ __all__ = [
     "ConsentEvent",
     "ConsentText",
     "Delivery",
+    "ImportItem",
     "InstanceSecret",
+    "LedgerTombstone",
+    "ListImport",
     "MailingList",
     "OutboxMessage",
     "Sender",

@@ -50,4 +50,9 @@ class ConsentEvent(Base):
     scope: Mapped[str | None] = mapped_column(String(20))
     channel: Mapped[str | None] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(Text)
+    # CR-3 tamper evidence: the previous event's hash for the same sender, and this event's.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
+    # CR-2: the earliest moment a purge may remove this record (NULL: not computed yet).
+    retain_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

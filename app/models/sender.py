@@ -23,5 +23,11 @@ class Sender(Base):
     from_name: Mapped[str | None] = mapped_column(String(200))
     reply_to: Mapped[str | None] = mapped_column(String(320))
     responsible_person: Mapped[str | None] = mapped_column(String(200))
+    # CR-2: how long consent records are held after sending to an address stops (days, default
+    # three years) and whether the sender received a measures order (then at least one year).
+    retention_days: Mapped[int] = mapped_column(default=1095, server_default="1095")
+    under_measures_order: Mapped[bool] = mapped_column(default=False, server_default="0")
+    # CR-3: the hash of the newest consent event of this sender (the head of its chain).
+    ledger_head: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

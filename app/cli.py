@@ -103,6 +103,21 @@ def _apikey_create(args: argparse.Namespace) -> None:
     print(key)
 
 
+def _purge(args: argparse.Namespace) -> None:
+    from app.privacy.retention import purge_command
+
+    settings = _settings()
+    _configure_logging()
+    raise SystemExit(asyncio.run(purge_command(settings, dry_run=args.dry_run)))
+
+
+def _verify_ledger(_args: argparse.Namespace) -> None:
+    from app.ledger.chain import verify_command
+
+    settings = _settings()
+    raise SystemExit(asyncio.run(verify_command(settings)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shodaku", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     mig = commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     mig.set_defaults(func=_migrate)
+
+    purge = commands.add_parser(
+        "purge", help="remove records past their retention (CR-2) and report counts"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    purge.set_defaults(func=_purge)
+
+    verify = commands.add_parser(
+        "verify-ledger", help="check the consent ledger's hash chain; name the first broken event"
+    )
+    verify.set_defaults(func=_verify_ledger)
 
     apikey = commands.add_parser("apikey", help="manage admin API keys")
     apikey_commands = apikey.add_subparsers(dest="apikey_command", required=True)

@@ -46,6 +46,11 @@ def create_app(
             from app.sending.worker import run_inprocess_sender
 
             tasks.append(asyncio.create_task(run_inprocess_sender(runtime, mail_transport)))
+        if run_outbox and settings.is_sqlite:
+            # On PostgreSQL the purge is a procrastinate periodic task run by the workers.
+            from app.privacy.retention import run_periodic_purge
+
+            tasks.append(asyncio.create_task(run_periodic_purge(runtime)))
         try:
             yield
         finally:
@@ -73,7 +78,10 @@ def create_app(
 
     from app.campaigns.endpoints import router as campaigns_router
     from app.health import router as health_router
+    from app.imports.endpoints import router as imports_router
+    from app.ledger.endpoints import router as ledger_router
     from app.lists.endpoints import router as lists_router
+    from app.privacy.endpoints import router as privacy_router
     from app.public.endpoints import router as public_router
     from app.senders.endpoints import router as senders_router
     from app.subscribers.endpoints import router as subscribers_router
@@ -87,6 +95,9 @@ def create_app(
         consent_router,
         templates_router,
         campaigns_router,
+        imports_router,
+        privacy_router,
+        ledger_router,
     ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(public_router)

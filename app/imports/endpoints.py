@@ -1,0 +1,5 @@
+"""HTTP endpoints; see API.md."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

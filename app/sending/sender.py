@@ -123,6 +123,13 @@ class CampaignSender:
                 campaign = await session.get(Campaign, campaign_id)
             if campaign is None or campaign.status != CampaignStatus.SENDING:
                 break
+            # Built before anything is claimed: a campaign that cannot be composed at all (its
+            # DKIM key unreadable, say) is paused, not left with rows stranded under a lease.
+            try:
+                composer = await self._composer(campaign)
+            except Exception as exc:
+                await self._pause_uncomposable(campaign_id, exc)
+                break
             async with self.runtime.sessionmaker() as session, session.begin():
                 claim = await repo.claim_batch(
                     session,
@@ -135,7 +142,7 @@ class CampaignSender:
             report.skipped += claim.skipped_no_consent + claim.skipped_suppressed
             batches += 1
             if claim.recipients:
-                await self._send_claimed(campaign, claim.recipients, report)
+                await self._send_claimed(campaign, composer, claim.recipients, report)
             elif not materializing and not (claim.skipped_no_consent or claim.skipped_suppressed):
                 break
         report.finished = await self._finish_if_done(campaign_id)
@@ -160,10 +167,26 @@ class CampaignSender:
             log.info("campaign %s finished", campaign_id)
             return True
 
+    async def _pause_uncomposable(self, campaign_id: int, exc: Exception) -> None:
+        log.error(
+            "campaign %s paused: its messages cannot be composed (%s: %s)",
+            campaign_id,
+            type(exc).__name__,
+            exc,
+        )
+        async with self.runtime.sessionmaker() as session, session.begin():
+            campaign = await session.get(Campaign, campaign_id)
+            if campaign is not None and campaign.status == CampaignStatus.SENDING:
+                campaign.status = CampaignStatus.PAUSED
+                campaign.updated_at = utcnow()
+
     async def _send_claimed(
-        self, campaign: Campaign, recipients: Sequence[ClaimedRecipient], report: DrainReport
+        self,
+        campaign: Campaign,
+        composer: CampaignComposer,
+        recipients: Sequence[ClaimedRecipient],
+        report: DrainReport,
     ) -> None:
-        composer = await self._composer(campaign)
         size = self.settings.send_concurrency
         for start in range(0, len(recipients), size):
             await self._send_chunk(
@@ -177,42 +200,58 @@ class CampaignSender:
         chunk: Sequence[ClaimedRecipient],
         report: DrainReport,
     ) -> None:
-        signer = self.runtime.signer
         # Composing is CPU work: done before the window, so the rows are locked only while the
         # SMTP transactions open.
-        messages = {
-            r.delivery_id: composer.compose(
-                Recipient(
-                    subscriber_id=r.subscriber_id,
-                    email=r.email,
-                    name=r.name,
-                    attributes=r.attributes,
-                    unsubscribe_url=self.runtime.unsubscribe_url(
-                        signer.unsubscribe_token(r.subscriber_id, list_id, r.address_hash)
-                    ),
+        messages: dict[int, bytes] = {}
+        uncomposable: list[DeliveryResult] = []
+        for r in chunk:
+            try:
+                messages[r.delivery_id] = composer.compose(self._recipient(r, list_id))
+            except Exception as exc:
+                # One person's data cannot make a valid message (a newline in their name, an
+                # attribute the template cannot use): that delivery fails, the others go on.
+                # The reason goes to the ledger; the log gets no address.
+                log.warning("delivery %s not composable: %s", r.delivery_id, type(exc).__name__)
+                uncomposable.append(
+                    DeliveryResult(
+                        r.delivery_id,
+                        DeliveryStatus.FAILED,
+                        attempts=r.attempts,
+                        smtp_response=f"not sent, message not composable: {exc}"[:500],
+                    )
                 )
-            )
-            for r in chunk
-        }
-        await self.rate.acquire(len(chunk))
-        async with contextlib.AsyncExitStack() as stack:
-            connections: list[Connection] = [
-                await stack.enter_async_context(self.transport.connection()) for _ in chunk
-            ]
-            started, refused = await self._open_transactions(composer, chunk, connections)
-            transferred = (
-                await self._transfer(chunk, connections, started, messages) if started else []
-            )
-        if transferred:
+        chunk = [r for r in chunk if r.delivery_id in messages]
+        refused: list[DeliveryResult] = []
+        transferred: list[DeliveryResult] = []
+        if chunk:
+            await self.rate.acquire(len(chunk))
+            async with contextlib.AsyncExitStack() as stack:
+                connections: list[Connection] = [
+                    await stack.enter_async_context(self.transport.connection()) for _ in chunk
+                ]
+                started, refused = await self._open_transactions(composer, chunk, connections)
+                if started:
+                    transferred = await self._transfer(chunk, connections, started, messages)
+        if transferred or uncomposable:
             async with self.runtime.sessionmaker() as session, session.begin():
-                await repo.record_results(session, transferred)
-        for result in [*refused, *transferred]:
+                await repo.record_results(session, [*uncomposable, *transferred])
+        for result in [*uncomposable, *refused, *transferred]:
             if result.status is DeliveryStatus.SENT:
                 report.sent += 1
             elif result.status is DeliveryStatus.FAILED:
                 report.failed += 1
             elif result.status is DeliveryStatus.QUEUED:
                 report.retried += 1
+
+    def _recipient(self, r: ClaimedRecipient, list_id: int) -> Recipient:
+        token = self.runtime.signer.unsubscribe_token(r.subscriber_id, list_id, r.address_hash)
+        return Recipient(
+            subscriber_id=r.subscriber_id,
+            email=r.email,
+            name=r.name,
+            attributes=r.attributes,
+            unsubscribe_url=self.runtime.unsubscribe_url(token),
+        )
 
     async def _open_transactions(
         self,

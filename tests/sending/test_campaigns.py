@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.campaigns.service import start_due_scheduled
-from app.models import Campaign, Delivery, Subscriber, Subscription, Suppression
+from app.models import Campaign, Delivery, Subscriber, Subscription, Suppression, Template
 from app.models.enums import SubscriptionStatus, SuppressionScope
 from app.sending.sender import CampaignSender, DrainReport
 from tests.sending.factories import consent, consent_many, make_world
@@ -268,7 +268,7 @@ async def test_pause_releases_rows_a_worker_already_claimed(admin, runtime, send
     await admin.post(f"/campaigns/{campaign['id']}/pause")
     async with runtime.sessionmaker() as session:
         c = await session.get(Campaign, campaign["id"])
-    await sender._send_claimed(c, claim.recipients, DrainReport())
+    await sender._send_claimed(c, await sender._composer(c), claim.recipients, DrainReport())
     assert smtp_server.count() == 0
     stats = (await admin.get(f"/campaigns/{campaign['id']}")).json()["stats"]
     assert stats["queued"] == 4
@@ -477,3 +477,41 @@ async def test_campaign_api_errors(admin, runtime, read_key, app):
         headers=reader_headers,
     )
     assert forbidden.status_code == 403
+
+
+async def test_one_uncomposable_recipient_fails_alone(admin, runtime, sender, smtp_server):
+    """A recipient whose data the template cannot render fails that delivery only; the rest of
+    the chunk is sent."""
+    world = await make_world(runtime)
+    good = await consent_many(runtime, world.list_id, 3)
+    bad_id = await consent(runtime, world.list_id, "zero@example.jp")
+    async with runtime.sessionmaker() as session, session.begin():
+        template = await session.get(Template, world.template_id)
+        template.html = "<p>{{ 100 // attributes.get('n', 1) }}</p>"
+        subscriber = await session.get(Subscriber, bad_id)
+        subscriber.attributes = {"n": 0}
+    campaign = await start(admin, world)
+    report = await sender.drain(campaign["id"])
+    assert report.finished
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(good)
+    failed = (await admin.get(f"/campaigns/{campaign['id']}/deliveries?status=failed")).json()
+    assert [r["email"] for r in failed["items"]] == ["zero@example.jp"]
+    assert "not composable" in failed["items"][0]["smtp_response"]
+
+
+async def test_campaign_that_cannot_be_composed_is_paused_not_stranded(
+    admin, runtime, sender, smtp_server, tmp_path
+):
+    """If the worker cannot compose the campaign at all (the DKIM key became unreadable after
+    the preflight), it pauses the campaign and claims nothing."""
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 2)
+    campaign = await start(admin, world)
+    runtime.settings.dkim_selector = "s1"
+    runtime.settings.dkim_domain = "shodaku.example"
+    runtime.settings.dkim_private_key = tmp_path / "missing.pem"
+    await sender.drain(campaign["id"])
+    body = (await admin.get(f"/campaigns/{campaign['id']}")).json()
+    assert body["status"] == "paused"
+    assert body["stats"]["sending"] == 0
+    assert smtp_server.count() == 0

@@ -125,7 +125,7 @@ def api(base: str, key: str, method: str, path: str, body: Any = None) -> Any:
         method=method,
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
 
 
@@ -133,7 +133,9 @@ def seed_consented(database_url: str, list_id: int, sender_id: int, n: int) -> N
     """N subscribers with a recorded written_notice consent each, inserted in bulk (the bench
     measures sending, not consent capture)."""
     url = make_url(database_url)
-    sync_url = url.set(drivername="sqlite" if url.drivername.startswith("sqlite") else "postgresql+psycopg")
+    sync_url = url.set(
+        drivername="sqlite" if url.drivername.startswith("sqlite") else "postgresql+psycopg"
+    )
     engine = create_engine(sync_url)
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -147,7 +149,9 @@ def seed_consented(database_url: str, list_id: int, sender_id: int, n: int) -> N
                 [
                     {
                         "email": e,
-                        "address_hash": hmac.new(key.encode(), e.encode(), hashlib.sha256).hexdigest(),
+                        "address_hash": hmac.new(
+                            key.encode(), e.encode(), hashlib.sha256
+                        ).hexdigest(),
                         "name": f"利用者{e[4:11]}",
                         "attributes": {},
                         "created_at": now,
@@ -174,7 +178,11 @@ def seed_consented(database_url: str, list_id: int, sender_id: int, n: int) -> N
                         "method": "business_card",
                         "occurred_at": now,
                         "obtained_at": now,
-                        "evidence": {"received_on": "2026-10-01", "received_by": "bench", "document_ref": e[4:11]},
+                        "evidence": {
+                            "received_on": "2026-10-01",
+                            "received_by": "bench",
+                            "document_ref": e[4:11],
+                        },
                         "recorded_by": "bench",
                         "created_at": now,
                     }
@@ -221,7 +229,7 @@ def wait_http(url: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=1):
                 return
         except OSError:
             time.sleep(0.2)
@@ -249,41 +257,92 @@ def run_shodaku(args: argparse.Namespace, sink_port: int) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     env = env_for(database_url, sink_port, base, args.concurrency)
     subprocess.run([BIN / "shodaku", "migrate"], env=env, check=True, cwd=ROOT, capture_output=True)
-    key = subprocess.run(
-        [BIN / "shodaku", "apikey", "create", "--name", "bench"],
-        env=env, check=True, cwd=ROOT, capture_output=True, text=True,
-    ).stdout.strip().splitlines()[-1]
+    key = (
+        subprocess.run(
+            [BIN / "shodaku", "apikey", "create", "--name", "bench"],
+            env=env,
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     log = (workdir / "serve.log").open("wb")
     serve = subprocess.Popen(
         [BIN / "shodaku", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     workers: list[subprocess.Popen[bytes]] = []
     try:
         wait_http(f"{base}/healthz")
-        sender = api(base, key, "POST", "/senders", {
-            "name": "株式会社承諾", "postal_address": "〒100-0001 東京都千代田区千代田1-1",
-            "contact_email": "support@shodaku.example", "from_email": "news@shodaku.example",
-        })
-        mailing_list = api(base, key, "POST", "/lists", {
-            "name": "承諾ニュース", "slug": "news", "sender_id": sender["id"],
-            "purpose": "新製品のお知らせ", "double_opt_in": True, "language": "ja",
-        })
-        template = api(base, key, "POST", "/templates", {
-            "name": "monthly", "subject": "【お知らせ】{{ list.name }} 12月号",
-            "html": "<html><body><h1>{{ list.name }}</h1><p>{{ name }}様</p>"
-            + "<p>こんにちは。今月のお知らせです。</p>" * 20 + "</body></html>",
-        })
+        sender = api(
+            base,
+            key,
+            "POST",
+            "/senders",
+            {
+                "name": "株式会社承諾",
+                "postal_address": "〒100-0001 東京都千代田区千代田1-1",
+                "contact_email": "support@shodaku.example",
+                "from_email": "news@shodaku.example",
+            },
+        )
+        mailing_list = api(
+            base,
+            key,
+            "POST",
+            "/lists",
+            {
+                "name": "承諾ニュース",
+                "slug": "news",
+                "sender_id": sender["id"],
+                "purpose": "新製品のお知らせ",
+                "double_opt_in": True,
+                "language": "ja",
+            },
+        )
+        template = api(
+            base,
+            key,
+            "POST",
+            "/templates",
+            {
+                "name": "monthly",
+                "subject": "【お知らせ】{{ list.name }} 12月号",
+                "html": "<html><body><h1>{{ list.name }}</h1><p>{{ name }}様</p>"
+                + "<p>こんにちは。今月のお知らせです。</p>" * 20
+                + "</body></html>",
+            },
+        )
         seed_consented(database_url, mailing_list["id"], sender["id"], args.n)
         for _ in range(args.workers):
-            workers.append(subprocess.Popen(
-                [BIN / "shodaku", "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            ))
+            workers.append(
+                subprocess.Popen(
+                    [BIN / "shodaku", "worker"],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         if workers:
             time.sleep(3)  # let them register
-        campaign = api(base, key, "POST", "/campaigns", {
-            "name": "bench", "list_id": mailing_list["id"], "template_id": template["id"],
-        })
+        campaign = api(
+            base,
+            key,
+            "POST",
+            "/campaigns",
+            {
+                "name": "bench",
+                "list_id": mailing_list["id"],
+                "template_id": template["id"],
+            },
+        )
         started = time.perf_counter()
         api(base, key, "POST", f"/campaigns/{campaign['id']}/send")
         while True:
@@ -314,7 +373,9 @@ def run_shodaku(args: argparse.Namespace, sink_port: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", type=int, default=20_000, help="recipients (default 20,000)")
     parser.add_argument("--concurrency", type=int, default=8, help="SMTP connections (default 8)")
     parser.add_argument("--database-url", help="PostgreSQL URL; default: a SQLite file")
@@ -332,13 +393,19 @@ def main() -> None:
         sink.terminate()
         sink.wait()
     kind = "PostgreSQL" if args.database_url else "SQLite"
-    print(f"recipients: {args.n}, SMTP connections: {args.concurrency}, database: {kind}, "
-          f"worker processes: {args.workers or 'in-process'}")
+    print(
+        f"recipients: {args.n}, SMTP connections: {args.concurrency}, database: {kind}, "
+        f"worker processes: {args.workers or 'in-process'}"
+    )
     print(f"bare aiosmtplib loop: {bare:8.0f} msg/s")
-    print(f"shodaku:              {result['rate']:8.0f} msg/s  ({result['elapsed']:.1f} s, stats {result['stats']})")
+    print(
+        f"shodaku:              {result['rate']:8.0f} msg/s  ({result['elapsed']:.1f} s, stats {result['stats']})"
+    )
     print(f"ratio shodaku/bare:   {result['rate'] / bare:8.2f}")
-    print(f"peak RSS: serve {result['rss_serve']:.0f} MB" + "".join(
-        f", worker {rss:.0f} MB" for rss in result["rss_workers"]))
+    print(
+        f"peak RSS: serve {result['rss_serve']:.0f} MB"
+        + "".join(f", worker {rss:.0f} MB" for rss in result["rss_workers"])
+    )
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.addresses import mask_address
 from app.campaigns import repository as repo
@@ -72,6 +73,23 @@ class CampaignSender:
         self.rate = rate or RateLimiter(self.settings.send_rate)
         self._composers: dict[int, CampaignComposer] = {}
 
+    @contextlib.asynccontextmanager
+    async def _ledger_transaction(self) -> AsyncIterator[AsyncSession]:
+        """A transaction of the worker's own bookkeeping (claims, send windows, results).
+
+        On PostgreSQL it commits without waiting for the WAL flush (synchronous_commit off):
+        the worker's pipeline is bound by commit latency (measured: 1.5 ms against 0.3 ms per
+        commit here). A database crash can lose only the last few such commits, which puts those
+        rows back to an earlier state; their lease then expires and they are claimed again
+        through the gate, so the worst case is a duplicate, never a skipped recipient. Opt-outs
+        keep synchronous commit, and since the WAL is sequential, an opt-out's flush also makes
+        every earlier worker commit durable: the send window's ordering (SG-2) still holds.
+        """
+        async with self.runtime.sessionmaker() as session, session.begin():
+            if not self.settings.is_sqlite:
+                await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            yield session
+
     async def _composer(self, campaign: Campaign) -> CampaignComposer:
         """Compiled once per campaign (the template copy in the campaign never changes)."""
         composer = self._composers.get(campaign.id)
@@ -95,7 +113,7 @@ class CampaignSender:
     async def _materialize_some(self, campaign_id: int) -> bool:
         """Materialise one more batch of deliveries if the campaign still needs it. On
         PostgreSQL the campaign row is locked SKIP LOCKED so one worker does it at a time."""
-        async with self.runtime.sessionmaker() as session, session.begin():
+        async with self._ledger_transaction() as session:
             stmt = select(Campaign).where(
                 Campaign.id == campaign_id,
                 Campaign.status == CampaignStatus.SENDING,
@@ -106,7 +124,11 @@ class CampaignSender:
             campaign = (await session.scalars(stmt)).first()
             if campaign is None:
                 return False
-            if not await repo.materialize_batch(session, campaign, batch_size=5000):
+            # SQLite: a batch holds the one write lock that opt-outs wait for, so keep it short;
+            # PostgreSQL locks nothing global, and bigger batches materialise a million recipients
+            # in a fraction of the time.
+            batch = 5_000 if self.settings.is_sqlite else 50_000
+            if not await repo.materialize_batch(session, campaign, batch_size=batch):
                 campaign.materialized = True
             return True
 
@@ -130,7 +152,7 @@ class CampaignSender:
             except Exception as exc:
                 await self._pause_uncomposable(campaign_id, exc)
                 break
-            async with self.runtime.sessionmaker() as session, session.begin():
+            async with self._ledger_transaction() as session:
                 claim = await repo.claim_batch(
                     session,
                     campaign_id=campaign_id,
@@ -233,7 +255,7 @@ class CampaignSender:
                 if started:
                     transferred = await self._transfer(chunk, connections, started, messages)
         if transferred or uncomposable:
-            async with self.runtime.sessionmaker() as session, session.begin():
+            async with self._ledger_transaction() as session:
                 await repo.record_results(session, [*uncomposable, *transferred])
         for result in [*uncomposable, *refused, *transferred]:
             if result.status is DeliveryStatus.SENT:
@@ -266,7 +288,7 @@ class CampaignSender:
         transaction was refused, already recorded."""
         results: list[DeliveryResult] = []
         started: dict[int, int] = {}  # delivery id -> index of its connection
-        async with self.runtime.sessionmaker() as session, session.begin():
+        async with self._ledger_transaction() as session:
             window = await repo.open_send_window(
                 session, ids=[r.delivery_id for r in chunk], worker=self.worker_id
             )

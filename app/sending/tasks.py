@@ -111,6 +111,19 @@ async def sweep(timestamp: int) -> None:
         await _defer(campaign_id, lock=f"shodaku-sweep-{campaign_id}")
 
 
+@blueprint.periodic(cron="17 3 * * *", periodic_id="retention-purge")
+@blueprint.task(
+    name="purge_records", queue=QUEUE, queueing_lock="shodaku-purge", pass_context=False
+)
+async def purge_records(timestamp: int) -> None:
+    """CR-2: daily (03:17 UTC, 12:17 in Japan), remove what is past its retention; the same
+    purge as ``shodaku purge``. Safe beside a manual run: each batch locks its rows SKIP LOCKED."""
+    from app.privacy.retention import purge
+
+    context = _require_context()
+    await purge(context.runtime.sessionmaker, dry_run=False)
+
+
 async def _defer(campaign_id: int, *, lock: str | None = None) -> None:
     # AlreadyEnqueued: a job for the campaign is already waiting, which is enough.
     with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from app.api_fields import EmailAddress, HttpUrlText, Line50, Line200, Text2000
+from app.privacy.policy import DEFAULT_RETENTION_DAYS, LEGAL_MINIMUM_DAYS, MAXIMUM_RETENTION_DAYS
+
+# CR-2: days consent records are held after sending stops; the service also checks the higher
+# minimum under a measures order.
+RetentionDays = Annotated[int, Field(ge=LEGAL_MINIMUM_DAYS, le=MAXIMUM_RETENTION_DAYS)]
 
 
 class SenderCreate(BaseModel):
@@ -28,6 +34,8 @@ class SenderCreate(BaseModel):
     from_name: Line200 | None = None
     reply_to: EmailAddress | None = None
     responsible_person: Line200 | None = None
+    retention_days: RetentionDays = DEFAULT_RETENTION_DAYS
+    under_measures_order: bool = False
 
 
 class SenderUpdate(BaseModel):
@@ -44,10 +52,14 @@ class SenderUpdate(BaseModel):
     from_name: Line200 | None = None
     reply_to: EmailAddress | None = None
     responsible_person: Line200 | None = None
+    retention_days: RetentionDays | None = None
+    under_measures_order: bool | None = None
 
-    @field_validator("name", "postal_address", "from_email")
+    @field_validator(
+        "name", "postal_address", "from_email", "retention_days", "under_measures_order"
+    )
     @classmethod
-    def _required_not_null(cls, value: str | None) -> str:
+    def _required_not_null(cls, value: str | int | bool | None) -> str | int | bool:
         if value is None:
             raise PydanticCustomError("not_null", "may not be null: every sender needs one")
         return value
@@ -66,5 +78,7 @@ class SenderOut(BaseModel):
     from_name: str | None
     reply_to: str | None
     responsible_person: str | None
+    retention_days: int
+    under_measures_order: bool
     created_at: datetime
     updated_at: datetime

@@ -9,6 +9,7 @@ from app.audit.service import record_audit
 from app.auth.service import Principal
 from app.errors import InvalidInput, NotFound
 from app.models import Sender
+from app.privacy.policy import minimum_retention_days
 from app.senders import repository as repo
 from app.senders.schemas import SenderCreate, SenderUpdate
 
@@ -23,6 +24,17 @@ def _require_contact(sender: Sender) -> None:
         raise InvalidInput(
             "contact_email, contact_phone or contact_url: at least one contact for complaints "
             "and inquiries is required; it is printed in every message (MH-1, SG-3)."
+        )
+
+
+def _require_legal_retention(sender: Sender) -> None:
+    """CR-2: consent records are held at least one month after sending stops, one year for a
+    sender under a measures order; a policy below that is refused."""
+    minimum = minimum_retention_days(sender.under_measures_order)
+    if sender.retention_days < minimum:
+        raise InvalidInput(
+            f"retention_days: must be at least {minimum} for a sender under a measures order: "
+            "consent records are held at least one year after sending stops (CR-2)."
         )
 
 
@@ -44,6 +56,7 @@ async def create_sender(session: AsyncSession, principal: Principal, data: Sende
     """Create a sender (MH-1, SG-3); audited with the key that made it (DS-6)."""
     sender = Sender(**data.model_dump())
     _require_contact(sender)
+    _require_legal_retention(sender)
     session.add(sender)
     await session.flush()
     await record_audit(
@@ -61,6 +74,7 @@ async def update_sender(
     for name, value in changes.items():
         setattr(sender, name, value)
     _require_contact(sender)
+    _require_legal_retention(sender)
     await session.flush()
     # Field names only: values may be personal data (a responsible person, an address).
     await record_audit(

@@ -160,8 +160,8 @@ async def test_ds3_an_erased_address_is_never_mailed_again(
     admin, app, client, runtime, smtp_server, outbox
 ):
     """DS-3, OO-6: after erasure the address cannot be given consent by an operator (409
-    AddressSuppressed), a signup by anyone stays pending even on a single opt-in list, and no
-    campaign reaches it; only the person's own confirmation lifts the suppression."""
+    AddressSuppressed) nor by a re-import, a signup by anyone stays pending even on a single
+    opt-in list, and no campaign reaches it; only the person's own confirmation lifts it."""
     world = await world_with(runtime)
     hanako = await _person(admin, world.list_id, "hanako@example.jp")
     assert (await admin.delete(f"/subscribers/{hanako}")).status_code == 200
@@ -174,6 +174,38 @@ async def test_ds3_an_erased_address_is_never_mailed_again(
     )
     assert refused.status_code == 409
     assert refused.json()["error"] == "AddressSuppressed"
+    # A provider's list brings the address again, with consent evidence: it stays suppressed.
+    imported = await admin.post(
+        "/imports",
+        json={
+            "acquisition": {
+                "provider_name": "株式会社名簿サービス",
+                "provider_address": "〒150-0001 東京都渋谷区神宮前1-2-3",
+                "provider_representative": "代表取締役 鈴木一郎",
+                "acquisition_circumstances": "提供元が展示会で名刺交換により取得した名簿",
+                "received_at": "2026-11-01T10:00:00+09:00",
+                "items": ["メールアドレス"],
+            },
+            "list_id": world.list_id,
+            "rows": [
+                {
+                    "email": "hanako@example.jp",
+                    "consent": {
+                        "basis": "business_relationship",
+                        "method": "api",
+                        "obtained_at": "2026-10-01T00:00:00+09:00",
+                        "evidence": {
+                            "transaction_ref": "ORDER-2026-0042",
+                            "transaction_date": "2026-10-01",
+                        },
+                        "sender_id": world.sender_id,
+                    },
+                }
+            ],
+        },
+    )
+    assert imported.status_code == 201, imported.text
+    assert (imported.json()["suppressed"], imported.json()["consented"]) == (1, 0)
 
     # Somebody signs the address up on a single opt-in list: it stays pending.
     changed = await admin.patch(f"/lists/{world.list_id}", json={"double_opt_in": False})

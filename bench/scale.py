@@ -12,8 +12,6 @@ table in the same database, in the same run (the floor for materialising anythin
 from __future__ import annotations
 
 import argparse
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -22,18 +20,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from send import (
-    BIN,
-    ROOT,
-    api,
-    env_for,
-    free_port,
-    prepare_postgres,
-    start_sink,
-    wait_http,
-)
+from harness import Shodaku, free_port, start_smtp_sink
 
 from app.models import InstanceSecret
 
@@ -139,144 +127,57 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--database-url",
-        required=True,
-        help="PostgreSQL URL (a scratch database is made beside it)",
-    )
+    parser.add_argument("--database-url", required=True, help="PostgreSQL (a scratch db is made)")
     parser.add_argument("-n", type=int, default=1_000_000)
     parser.add_argument("--send-seconds", type=float, default=30)
     args = parser.parse_args()
 
-    database_url = prepare_postgres(args.database_url)
-    sink_port, port = free_port(), free_port()
-    sink = start_sink(sink_port)
-    base = f"http://127.0.0.1:{port}"
-    env = env_for(database_url, sink_port, base, 8)
-    subprocess.run([BIN / "shodaku", "migrate"], env=env, check=True, cwd=ROOT, capture_output=True)
-    key = (
-        subprocess.run(
-            [BIN / "shodaku", "apikey", "create", "--name", "bench"],
-            env=env,
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    serve = subprocess.Popen(
-        [BIN / "shodaku", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    worker = None
+    sink_port = free_port()
+    sink = start_smtp_sink(sink_port)
     try:
-        wait_http(f"{base}/healthz")
-        sender = api(
-            base,
-            key,
-            "POST",
-            "/senders",
-            {
-                "name": "株式会社承諾",
-                "postal_address": "東京都千代田区千代田1-1",
-                "contact_email": "support@shodaku.example",
-                "from_email": "news@shodaku.example",
-            },
-        )
-        mailing_list = api(
-            base,
-            key,
-            "POST",
-            "/lists",
-            {
-                "name": "承諾ニュース",
-                "slug": "news",
-                "sender_id": sender["id"],
-                "purpose": "お知らせ",
-                "double_opt_in": True,
-                "language": "ja",
-            },
-        )
-        template = api(
-            base,
-            key,
-            "POST",
-            "/templates",
-            {
-                "name": "m",
-                "subject": "【お知らせ】{{ list.name }}",
-                "html": "<p>{{ name }}様</p>",
-            },
-        )
-        seeded = seed(database_url, mailing_list["id"], sender["id"], args.n)
-        bare = bare_insert_select(database_url, args.n)
-        worker = subprocess.Popen(
-            [BIN / "shodaku", "worker"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        sampler = RssSampler({"serve": serve.pid, "worker": worker.pid})
-        sampler.start()
-        time.sleep(3)
-        campaign = api(
-            base,
-            key,
-            "POST",
-            "/campaigns",
-            {
-                "name": "scale",
-                "list_id": mailing_list["id"],
-                "template_id": template["id"],
-            },
-        )
-        started = time.perf_counter()
-        api(base, key, "POST", f"/campaigns/{campaign['id']}/send")
-        engine = create_engine(database_url)
-        while True:
-            with engine.connect() as conn:
-                done = conn.execute(
-                    text("SELECT materialized FROM campaigns WHERE id = :id"),
-                    {"id": campaign["id"]},
-                ).scalar()
-            if done:
-                break
-            time.sleep(0.2)
-        materialised = time.perf_counter() - started
-        time.sleep(max(0.0, args.send_seconds - materialised))
-        body = api(base, key, "GET", f"/campaigns/{campaign['id']}")
-        sent_while = body["stats"]["sent"]
-        sending_for = time.perf_counter() - started
-        api(base, key, "POST", f"/campaigns/{campaign['id']}/cancel")
-        sampler.running = False
-        engine.dispose()
+        with Shodaku(postgres_url=args.database_url, smtp_port=sink_port) as shodaku:
+            world = shodaku.world(html="<p>{{ name }}様</p>")
+            seeded = seed(shodaku.database_url, world["list_id"], world["sender_id"], args.n)
+            bare = bare_insert_select(shodaku.database_url, args.n)
+            shodaku.start_workers(1)
+            assert shodaku.serve is not None
+            sampler = RssSampler({"serve": shodaku.serve.pid, "worker": shodaku.workers[0].pid})
+            sampler.start()
+            started = time.perf_counter()
+            campaign_id = shodaku.start_campaign(world)
+            engine = create_engine(shodaku.database_url)
+            while True:
+                with engine.connect() as conn:
+                    done = conn.execute(
+                        text("SELECT materialized FROM campaigns WHERE id = :id"),
+                        {"id": campaign_id},
+                    ).scalar()
+                if done:
+                    break
+                time.sleep(0.2)
+            materialised = time.perf_counter() - started
+            engine.dispose()
+            time.sleep(max(0.0, args.send_seconds - materialised))
+            sent_while = shodaku.api("GET", f"/campaigns/{campaign_id}")["stats"]["sent"]
+            sending_for = time.perf_counter() - started
+            shodaku.api("POST", f"/campaigns/{campaign_id}/cancel")
+            sampler.running = False
     finally:
-        for process in (worker, serve):
-            if process is not None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
         sink.terminate()
         sink.wait()
     print(f"recipients: {args.n} (seeded in {seeded:.1f} s)")
-    print(f"bare INSERT…SELECT of {args.n} rows: {bare:.2f} s")
+    print(f"bare INSERT…SELECT of {args.n} rows into a table shaped like deliveries: {bare:.2f} s")
     print(
-        f"materialising the deliveries through the gate: {materialised:.1f} s "
-        f"(ratio to bare {materialised / bare:.1f}), while sending"
+        f"materialising the deliveries through the gate, while sending: {materialised:.1f} s "
+        f"(ratio to bare {materialised / bare:.1f})"
     )
     print(
-        f"sent in the first {sending_for:.0f} s: {sent_while} ({sent_while / sending_for:.0f} msg/s, one worker)"
+        f"sent in the first {sending_for:.0f} s: {sent_while} "
+        f"({sent_while / sending_for:.0f} msg/s, one worker)"
     )
     print(
-        f"peak RSS: API process {sampler.peak['serve']:.0f} MB, worker {sampler.peak['worker']:.0f} MB"
+        f"peak RSS while sending: API process {sampler.peak['serve']:.0f} MB, "
+        f"worker {sampler.peak['worker']:.0f} MB"
     )
 
 

@@ -11,19 +11,16 @@ Needs Debian's wrk. The outbox sender is running too (mail goes to .eml files in
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from send import BIN, KEY, ROOT, api, free_port, prepare_postgres, wait_http
+from harness import Shodaku
 
 LUA = r"""
 -- Each wrk thread numbers its own requests under a prefix of its own: every address is new.
@@ -66,87 +63,20 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="shodaku-signup-"))
-    database_url = (
-        prepare_postgres(args.database_url)
-        if args.database_url
-        else f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SHODAKU_ENV": "prod",
-        "SHODAKU_SECRET_KEYS": KEY,
-        "SHODAKU_DATABASE_URL": database_url,
-        "SHODAKU_BASE_URL": base,
-        "SHODAKU_OUTBOX_DIR": str(workdir / "outbox"),
-        "SHODAKU_SIGNUP_LIMIT_PER_IP": "0",
-        "SHODAKU_SIGNUP_LIMIT_PER_ADDRESS": "0",
-    }
-    subprocess.run([BIN / "shodaku", "migrate"], env=env, check=True, cwd=ROOT, capture_output=True)
-    key = (
-        subprocess.run(
-            [BIN / "shodaku", "apikey", "create", "--name", "bench"],
-            env=env,
-            check=True,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
+    with Shodaku(postgres_url=args.database_url) as shodaku:
+        shodaku.world()
+        script = shodaku.workdir / "signup.lua"
+        script.write_text(LUA, encoding="utf-8")
+        health, health_p99 = run_wrk(
+            f"{shodaku.base}/healthz", args.seconds, args.connections, None
         )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    serve = subprocess.Popen(
-        [BIN / "shodaku", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    script = workdir / "signup.lua"
-    script.write_text(LUA, encoding="utf-8")
-    try:
-        wait_http(f"{base}/healthz")
-        sender = api(
-            base,
-            key,
-            "POST",
-            "/senders",
-            {
-                "name": "株式会社承諾",
-                "postal_address": "東京都千代田区千代田1-1",
-                "contact_email": "support@shodaku.example",
-                "from_email": "news@shodaku.example",
-            },
-        )
-        api(
-            base,
-            key,
-            "POST",
-            "/lists",
-            {
-                "name": "承諾ニュース",
-                "slug": "news",
-                "sender_id": sender["id"],
-                "purpose": "お知らせ",
-                "double_opt_in": True,
-                "language": "ja",
-            },
-        )
-        health, health_p99 = run_wrk(f"{base}/healthz", args.seconds, args.connections, None)
-        signup, signup_p99 = run_wrk(base, args.seconds, args.connections, script)
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=30)
-    if not args.database_url:
-        with sqlite3.connect(workdir / "bench.db") as db:
-            pending = db.execute(
-                "SELECT count(*) FROM subscriptions WHERE status='pending'"
-            ).fetchone()[0]
-            events = db.execute("SELECT count(*) FROM consent_events").fetchone()[0]
-        print(f"stored: {pending} pending subscriptions, {events} consent events")
-    shutil.rmtree(workdir, ignore_errors=True)
+        signup, signup_p99 = run_wrk(shodaku.base, args.seconds, args.connections, script)
+        if shodaku.sqlite_path is not None:
+            with sqlite3.connect(shodaku.sqlite_path) as db:
+                pending = db.execute(
+                    "SELECT count(*) FROM subscriptions WHERE status = 'pending'"
+                ).fetchone()[0]
+            print(f"stored: {pending} pending subscriptions")
     kind = "PostgreSQL" if args.database_url else "SQLite"
     print(
         f"database: {kind}, wrk: 2 threads, {args.connections} connections, {args.seconds} s each"

@@ -11,8 +11,9 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.addresses import mask_address
 from app.mail.system_mail import SystemMail
@@ -43,7 +44,11 @@ class OutboxRun:
 async def send_due(
     runtime: Runtime, transport: Transport, system_mail: SystemMail, *, limit: int = 50
 ) -> OutboxRun:
-    """Send what is due now; return the counts."""
+    """Send what is due now; return the counts.
+
+    Three transactions per batch whatever its size: claim (under a lease, SKIP LOCKED on
+    PostgreSQL), read what the mails need, record the outcomes. Sending happens outside them.
+    """
     run = OutboxRun()
     now = utcnow()
     async with runtime.sessionmaker() as session, session.begin():
@@ -62,43 +67,65 @@ async def send_due(
         for row in rows:
             row.attempts += 1
             row.next_attempt_at = now + CLAIM_LEASE  # lease: another sender leaves it alone
-        claimed = [row.id for row in rows]
-    for outbox_id in claimed:
-        await _send_one(runtime, transport, system_mail, outbox_id, run)
+    if not rows:
+        return run
+    async with runtime.sessionmaker() as session:
+        found = {
+            r[0].id: r
+            for r in (
+                await session.execute(
+                    select(Subscription, Subscriber, MailingList, Sender)
+                    .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+                    .join(MailingList, MailingList.id == Subscription.list_id)
+                    .join(Sender, Sender.id == MailingList.sender_id)
+                    .where(Subscription.id.in_([row.subscription_id for row in rows]))
+                )
+            ).all()
+        }
+        # No rollback(): it would expire the rows just read. Closing ends the read transaction.
+    outcomes: list[tuple[int, OutboxStatus, str | None, int]] = []
+    for row in rows:
+        outcomes.append(await _send_one(runtime, transport, system_mail, row, found, run))
+    async with runtime.sessionmaker() as session, session.begin():
+        for outbox_id, status, error, attempts in outcomes:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == outbox_id)
+                .values(
+                    status=status,
+                    last_error=error,
+                    sent_at=utcnow() if status is OutboxStatus.SENT else None,
+                    next_attempt_at=(
+                        utcnow() + backoff(attempts)
+                        if status is OutboxStatus.PENDING
+                        else OutboxMessage.next_attempt_at
+                    ),
+                )
+            )
     return run
 
 
 async def _send_one(
-    runtime: Runtime, transport: Transport, system_mail: SystemMail, outbox_id: int, run: OutboxRun
-) -> None:
-    async with runtime.sessionmaker() as session:
-        row = await session.get(OutboxMessage, outbox_id)
-        if row is None:
-            return
-        found = (
-            await session.execute(
-                select(Subscription, Subscriber, MailingList, Sender)
-                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-                .join(MailingList, MailingList.id == Subscription.list_id)
-                .join(Sender, Sender.id == MailingList.sender_id)
-                .where(Subscription.id == row.subscription_id)
-            )
-        ).first()
-        # No rollback() here: it would expire the rows just read, and reading them after the
-        # session closes would fail. Closing the session ends the read transaction and keeps
-        # their loaded state.
+    runtime: Runtime,
+    transport: Transport,
+    system_mail: SystemMail,
+    row: OutboxMessage,
+    found: dict[int, Any],
+    run: OutboxRun,
+) -> tuple[int, OutboxStatus, str | None, int]:
+    """Send one confirmation mail; return (outbox id, new status, error, attempts)."""
+    target = found.get(row.subscription_id) if row.subscription_id is not None else None
     # Only a still-pending request for this very grant is confirmed by mail: after an opt-out,
     # a newer signup or an erasure, the mail is dropped (OO-7, CC-3).
     if (
-        found is None
-        or found[0].status != SubscriptionStatus.PENDING
-        or found[0].grant_event_id != row.consent_event_id
+        target is None
+        or target[0].status != SubscriptionStatus.PENDING
+        or target[0].grant_event_id != row.consent_event_id
         or row.consent_event_id is None
     ):
-        await _finish(runtime, outbox_id, OutboxStatus.DROPPED, None)
         run.dropped += 1
-        return
-    subscription, subscriber, mailing_list, sender = found
+        return row.id, OutboxStatus.DROPPED, None, row.attempts
+    subscription, subscriber, mailing_list, sender = target
     token = runtime.signer.confirm_token(row.consent_event_id)
     message = system_mail.confirmation(
         to=subscriber.email,
@@ -110,42 +137,20 @@ async def _send_one(
     try:
         await transport.send(sender.from_email, subscriber.email, message.as_bytes())
     except SendFailure as failure:
-        if failure.permanent or row.attempts >= MAX_ATTEMPTS:
-            await _finish(runtime, outbox_id, OutboxStatus.FAILED, failure.reply)
-            run.failed += 1
-        else:
-            await _retry_later(runtime, outbox_id, row.attempts, failure.reply)
-            run.retrying += 1
         log.warning(
             "confirmation mail not sent outbox=%s to=%s reply=%s",
-            outbox_id,
+            row.id,
             mask_address(subscriber.email),
             failure.reply,
         )
-        return
-    await _finish(runtime, outbox_id, OutboxStatus.SENT, None)
+        if failure.permanent or row.attempts >= MAX_ATTEMPTS:
+            run.failed += 1
+            return row.id, OutboxStatus.FAILED, failure.reply, row.attempts
+        run.retrying += 1
+        return row.id, OutboxStatus.PENDING, failure.reply, row.attempts
     run.sent += 1
-    log.info("confirmation mail sent outbox=%s subscription=%s", outbox_id, subscription.id)
-
-
-async def _finish(
-    runtime: Runtime, outbox_id: int, status: OutboxStatus, error: str | None
-) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        row = await session.get(OutboxMessage, outbox_id)
-        if row is not None:
-            row.status = status
-            row.last_error = error
-            if status is OutboxStatus.SENT:
-                row.sent_at = utcnow()
-
-
-async def _retry_later(runtime: Runtime, outbox_id: int, attempts: int, error: str) -> None:
-    async with runtime.sessionmaker() as session, session.begin():
-        row = await session.get(OutboxMessage, outbox_id)
-        if row is not None:
-            row.last_error = error
-            row.next_attempt_at = utcnow() + backoff(attempts)
+    log.info("confirmation mail sent outbox=%s subscription=%s", row.id, subscription.id)
+    return row.id, OutboxStatus.SENT, None, row.attempts
 
 
 async def run_outbox_sender(

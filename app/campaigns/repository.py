@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Table,
     Integer,
     Select,
     String,
+    Table,
     and_,
     bindparam,
     case,

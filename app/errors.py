@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from enum import Enum
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlalchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,89 @@ class InvalidToken(AppError):
     status_code = 400
 
 
+class Unavailable(Enum):
+    """Why the database cannot serve a request: each a 503, with a sentence for the caller."""
+
+    UNREACHABLE = ("The database cannot be reached (it may be restarting); retry shortly.", 5)
+    BUSY = ("The database is busy; retry shortly.", 5)
+    FULL = ("The database has no space left to store this; retry later.", 60)
+    READ_ONLY = ("The database is read-only at the moment; retry later.", 60)
+    STORAGE = ("The database cannot read or write its storage; retry later.", 60)
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+# SQLite result codes (primary name, as in sqlite3.Error.sqlite_errorname) that mean the file
+# cannot serve now. SQLITE_ERROR (no such table, a syntax error), SQLITE_CONSTRAINT,
+# SQLITE_MISMATCH, SQLITE_CORRUPT ... are ours or need an operator: they stay 500.
+_SQLITE_UNAVAILABLE = {
+    "SQLITE_BUSY": Unavailable.BUSY,  # "database is locked" after the busy timeout
+    "SQLITE_LOCKED": Unavailable.BUSY,
+    "SQLITE_PROTOCOL": Unavailable.BUSY,
+    "SQLITE_NOMEM": Unavailable.BUSY,
+    "SQLITE_FULL": Unavailable.FULL,  # "database or disk is full"
+    "SQLITE_READONLY": Unavailable.READ_ONLY,  # "attempt to write a readonly database"
+    "SQLITE_IOERR": Unavailable.STORAGE,  # "disk I/O error"
+    "SQLITE_CANTOPEN": Unavailable.STORAGE,  # "unable to open database file"
+}
+
+# PostgreSQL SQLSTATEs (exact, then by class) that mean the server cannot serve now. Syntax
+# (42), data (22), integrity (23) and internal (XX) errors stay 500.
+_PG_UNAVAILABLE = {
+    "57P01": Unavailable.UNREACHABLE,  # admin_shutdown: the server is stopping or restarting
+    "57P02": Unavailable.UNREACHABLE,  # crash_shutdown
+    "57P03": Unavailable.UNREACHABLE,  # cannot_connect_now: starting up, shutting down
+    "53100": Unavailable.FULL,  # disk_full
+    "53200": Unavailable.BUSY,  # out_of_memory
+    "53300": Unavailable.BUSY,  # too_many_connections
+    "25006": Unavailable.READ_ONLY,  # read_only_sql_transaction: a standby after failover
+    "40001": Unavailable.BUSY,  # serialization_failure
+    "40P01": Unavailable.BUSY,  # deadlock_detected
+    "55P03": Unavailable.BUSY,  # lock_not_available
+    "57014": Unavailable.BUSY,  # query_canceled: statement timeout
+}
+_PG_UNAVAILABLE_CLASSES = {
+    "08": Unavailable.UNREACHABLE,  # connection exception
+    "58": Unavailable.STORAGE,  # system error: I/O error, file missing
+}
+
+
+def database_unavailable(exc: BaseException) -> Unavailable | None:
+    """Whether ``exc`` means the database cannot serve now (restarting, unreachable, locked, full,
+    read-only), rather than a fault in our code; ``None`` for the latter."""
+    if isinstance(exc, SqlalchemyTimeout):
+        return Unavailable.BUSY  # no pooled connection came free in time
+    if not isinstance(exc, DBAPIError):
+        return None
+    if exc.connection_invalidated:
+        return Unavailable.UNREACHABLE  # SQLAlchemy recognised a disconnect
+    orig = exc.orig
+    sqlite_name = getattr(orig, "sqlite_errorname", None)
+    if isinstance(sqlite_name, str):
+        # Extended codes add a suffix: SQLITE_READONLY_DIRECTORY, SQLITE_IOERR_WRITE, ...
+        primary = "_".join(sqlite_name.split("_")[:2])
+        return _SQLITE_UNAVAILABLE.get(primary)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return _PG_UNAVAILABLE.get(sqlstate) or _PG_UNAVAILABLE_CLASSES.get(sqlstate[:2])
+    if isinstance(exc, OperationalError):
+        # psycopg raises OperationalError without a SQLSTATE when no server answered at all:
+        # connection refused, reset, closed unexpectedly.
+        return Unavailable.UNREACHABLE
+    return None
+
+
+def driver_message(exc: BaseException) -> str:
+    """The driver's own first line ("database or disk is full"), never SQLAlchemy's rendering,
+    which would carry the statement's parameters (addresses) into the log."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "sqlite_errorname", None) or getattr(orig, "sqlstate", None)
+    first_line = (str(orig).strip().splitlines() or [""])[0][:300]
+    return f"{type(orig).__name__} {code or '-'}: {first_line}"
+
+
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "request"
@@ -99,19 +184,17 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
+    @app.exception_handler(SqlalchemyTimeout)
     async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-        # Connection-level failures (database restarting, disk full, file read-only) are the
-        # service being unavailable, not a bug: 503, nothing half-written (the unit of work
-        # rolled back). Anything else stays a 500 and reaches the log.
-        if not isinstance(exc, OperationalError) and not getattr(
-            exc, "connection_invalidated", False
-        ):
+        # The unit of work has rolled back by now (SessionDep). Only a database that cannot
+        # serve becomes a 503; an error in our own SQL stays a 500 with its traceback.
+        cause = database_unavailable(exc)
+        if cause is None:
             raise exc
-        log.warning("database unavailable: %s", type(exc).__name__)
+        log.warning("database unavailable (%s): %s", cause.name.lower(), driver_message(exc))
         return JSONResponse(
-            {"error": "ServiceUnavailable", "detail": "The database is unavailable; retry."},
-            status_code=503,
-            headers={"Retry-After": "5"},
+            ServiceUnavailable(cause.detail).body(),
+            status_code=ServiceUnavailable.status_code,
+            headers={"Retry-After": str(cause.retry_after)},
         )

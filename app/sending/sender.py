@@ -355,8 +355,12 @@ class CampaignSender:
         return list(await asyncio.gather(*(finish(d, i) for d, i in started.items())))
 
     def _failed_attempt(self, recipient: ClaimedRecipient, failure: SendFailure) -> DeliveryResult:
+        """A refusal with a reply code counts against the recipient's attempts; an unreachable
+        server (no reply at all) says nothing about the recipient, so it never exhausts them:
+        an SMTP outage of any length delays a campaign but loses no delivery."""
         attempts = recipient.attempts + 1
-        if failure.permanent or attempts >= self.settings.send_max_attempts:
+        exhausted = failure.code is not None and attempts >= self.settings.send_max_attempts
+        if failure.permanent or exhausted:
             log.warning(
                 "delivery %s failed to=%s reply=%s",
                 recipient.delivery_id,

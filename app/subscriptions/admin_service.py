@@ -6,9 +6,6 @@ audits each write in the same unit of work (DS-6)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +19,7 @@ from app.api_fields import keyset_page
 from app.audit.service import record_audit
 from app.auth.service import Principal
 from app.errors import InvalidInput, NotFound
+from app.export_formats import csv_stream, json_array_stream, plain
 from app.lists import repository as lists_repo
 from app.models import ConsentEvent, Subscription
 from app.models.enums import (
@@ -272,25 +270,13 @@ EXPORT_COLUMNS = (
     "note",
     "created_at",
 )
-# A spreadsheet would run a cell starting with these as a formula; the text comes partly from
-# the public (a user agent, a source URL), so such cells are prefixed with an apostrophe.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _export_record(event: ConsentEvent, wording: str | None) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    for column in EXPORT_COLUMNS:
-        value = wording if column == "consent_text" else getattr(event, column)
-        record[column] = value.isoformat() if isinstance(value, datetime) else value
-    return record
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, dict):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
+    return {
+        column: plain(wording if column == "consent_text" else getattr(event, column))
+        for column in EXPORT_COLUMNS
+    }
 
 
 async def _event_batches(
@@ -311,37 +297,17 @@ async def _event_batches(
             return
 
 
-async def _csv_stream(batches: AsyncIterator[Sequence[Any]]) -> AsyncIterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    # A BOM, so that spreadsheet software opens the Japanese text as UTF-8.
-    buffer.write("\ufeff")
-    writer.writerow(EXPORT_COLUMNS)
+async def _records(
+    batches: AsyncIterator[Sequence[tuple[ConsentEvent, str | None]]],
+) -> AsyncIterator[list[dict[str, Any]]]:
     async for rows in batches:
-        for event, wording in rows:
-            record = _export_record(event, wording)
-            writer.writerow([_csv_cell(record[c]) for c in EXPORT_COLUMNS])
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue().encode()
-
-
-async def _json_stream(batches: AsyncIterator[Sequence[Any]]) -> AsyncIterator[bytes]:
-    separator = "\n"
-    yield b"["
-    async for rows in batches:
-        chunk = []
-        for event, wording in rows:
-            chunk.append(separator + json.dumps(_export_record(event, wording), ensure_ascii=False))
-            separator = ",\n"
-        yield "".join(chunk).encode()
-    yield b"\n]\n"
+        yield [_export_record(event, wording) for event, wording in rows]
 
 
 async def consent_export(
     session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
     *,
     list_id: int | None,
     email: str | None,
@@ -351,11 +317,20 @@ async def consent_export(
     and the exact consent wording, as CSV or as one JSON array, streamed in batches fetched by
     keyset: memory stays bounded however long the ledger is.
 
-    The filters are checked now, so an unknown list is a 404 before the download starts.
+    The filters are checked now, so an unknown list is a 404 before the download starts. The
+    export is audited (DS-6) in the request's unit of work, committed before the download.
     """
     await _require_list(session, list_id)
-    batches = _event_batches(sessionmaker, list_id=list_id, email=email)
-    return _csv_stream(batches) if fmt == "csv" else _json_stream(batches)
+    await record_audit(
+        session,
+        principal,
+        "consent.export",
+        "list" if list_id is not None else "ledger",
+        list_id,
+        {"format": fmt, "email": mask_address(email) if email else None},
+    )
+    records = _records(_event_batches(sessionmaker, list_id=list_id, email=email))
+    return csv_stream(EXPORT_COLUMNS, records) if fmt == "csv" else json_array_stream(records)
 
 
 async def suppression_status(

@@ -68,13 +68,13 @@ async def list_consent_events(
 async def export_consent_events(
     session: SessionDep,
     runtime: RuntimeDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     list_id: ListFilter = None,
     email: EmailFilter = None,
     fmt: Annotated[Literal["csv", "json"], Query(alias="format")] = "csv",
 ) -> StreamingResponse:
     stream = await admin_service.consent_export(
-        session, runtime.sessionmaker, list_id=list_id, email=email, fmt=fmt
+        session, runtime.sessionmaker, principal, list_id=list_id, email=email, fmt=fmt
     )
     name = "shodaku-consents" + (f"-list-{list_id}" if list_id is not None else "")
     media_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api_fields import keyset_page
+from app.audit import repository as repo
+from app.audit.schemas import ApiKeyRef, AuditEntryOut
 from app.auth.service import Principal
 from app.models import AuditLog
 
@@ -28,3 +32,35 @@ async def record_audit(
             details=details or {},
         )
     )
+
+
+async def audit_entries(
+    session: AsyncSession,
+    *,
+    action: str | None,
+    since: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> tuple[list[AuditEntryOut], str | None]:
+    """DS-6: the audit log newest first, keyset-paginated: who (the key's id and name), when,
+    what and on what."""
+    rows = await repo.newest_first(
+        session, action=action, since=since, before_id=before_id, limit=limit + 1
+    )
+    page, next_cursor = keyset_page(rows, limit, lambda row: row[0].id)
+    return [
+        AuditEntryOut(
+            id=entry.id,
+            occurred_at=entry.occurred_at,
+            api_key=(
+                ApiKeyRef(id=entry.api_key_id, name=name, scope=scope)
+                if entry.api_key_id is not None
+                else None
+            ),
+            action=entry.action,
+            target_type=entry.target_type,
+            target_id=entry.target_id,
+            details=entry.details,
+        )
+        for entry, name, scope in page
+    ], next_cursor

@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     WithJsonSchema,
 )
@@ -36,6 +38,8 @@ from app.addresses import InvalidAddress, normalize_address
 DB_ID_MAX = 2**31 - 1
 
 DbId = Annotated[int, Field(ge=1, le=DB_ID_MAX)]
+# An id in a JSON body: a JSON integer, not "1" nor 1.0 nor true (the document says integer).
+JsonDbId = Annotated[int, Strict(), Field(ge=1, le=DB_ID_MAX)]
 
 
 def _refuse_unstorable(value: str) -> None:
@@ -147,8 +151,24 @@ def _to_utc(value: datetime) -> datetime:
         raise PydanticCustomError("datetime_range", "date out of range") from None
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _iso_8601_only(value: object) -> object:
+    """The OpenAPI document says ``date-time``: a number (which pydantic would read as a Unix
+    time) is refused rather than guessed at."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value.strip())
+    ):
+        raise PydanticCustomError(
+            "datetime_format",
+            "must be an ISO 8601 date and time with its UTC offset, e.g. 2026-06-01T09:00:00+09:00",
+        )
+    return value
+
+
 # A timezone-aware instant, normalised to UTC (the timestamp columns refuse naive values).
-UtcTimestamp = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcTimestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only), AfterValidator(_to_utc)]
 
 # Free-form JSON objects (subscriber attributes, consent evidence) are kept small.
 JSON_OBJECT_MAX_CHARS = 16_384

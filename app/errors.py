@@ -9,11 +9,51 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlalchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer (API.md): the error's class and one sentence for a person.
+
+    Some errors add fields: ``errors`` (each failed field of a 422 ValidationError) and
+    ``reasons`` (each failed check of a campaign's send preflight).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    detail: str
+
+
+_RESPONSE_DESCRIPTIONS = {
+    400: "Bad request (e.g. a malformed form body)",
+    401: "No API key, or a key that is not valid",
+    403: "A read-only key on a write",
+    404: "No such resource",
+    409: "Conflicts with the resource's current state",
+    413: "The request body is larger than this endpoint accepts",
+    415: "A body in a media type this endpoint does not read",
+    422: "Validation error: the fields that failed, each with the reason",
+    429: "Too many requests; see Retry-After",
+    503: "The database cannot serve now; see Retry-After",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error status codes, each with :class:`ErrorBody`."""
+    return {
+        code: {"model": ErrorBody, "description": _RESPONSE_DESCRIPTIONS[code]} for code in codes
+    }
+
+
+# What any operation of the admin API may answer besides its own success (OpenAPI).
+API_ERROR_RESPONSES = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
 
 
 class AppError(Exception):
@@ -158,6 +198,18 @@ def validation_detail(errors: list[Any]) -> str:
     return "; ".join(f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app takes at this path, for a 405's ``Allow`` header
+    (RFC 9110). Starlette names only the methods of the first route whose path matched, and
+    GET /senders and POST /senders are two routes."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _child = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
@@ -176,12 +228,27 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a JSON body that is not UTF-8; not JSON at all is a 422
+            # ValidationError (API.md), and so is this.
+            errors = [{"loc": ["body"], "msg": "not valid JSON: not UTF-8", "type": "json_invalid"}]
+            return JSONResponse(
+                {
+                    "error": "ValidationError",
+                    "detail": "body: not valid JSON: the bytes are not UTF-8.",
+                    "errors": errors,
+                },
+                status_code=422,
+            )
         names = {404: "NotFound", 405: "MethodNotAllowed", 400: "BadRequest", 413: "TooLarge"}
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
         return JSONResponse(
             {"error": names.get(exc.status_code, "HTTPError"), "detail": str(exc.detail)},
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(DBAPIError)

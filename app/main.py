@@ -10,14 +10,21 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from app.access_log import AccessLogMiddleware
+from app.body_limit import MIB, BodyLimitMiddleware
 from app.config import Settings
-from app.errors import install_error_handlers
+from app.errors import API_ERROR_RESPONSES, error_responses, install_error_handlers
 from app.mail.outbox import run_outbox_sender
 from app.mail.system_mail import SystemMail
 from app.mail.transport import Transport, make_transport
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# Request body limits. Every JSON body of the API and every public form fits in 1 MiB; a
+# template may be 500,000 characters in each of html and text (escaped JSON: up to 6 bytes a
+# character); an import carries a CSV file of a whole list.
+BODY_LIMIT = 1 * MIB
+BODY_LIMITS_BY_PREFIX = (("/api/v1/templates", 8 * MIB), ("/api/v1/imports", 64 * MIB))
 
 
 def create_app(
@@ -74,6 +81,7 @@ def create_app(
     app.state.transport = mail_transport
     app.state.system_mail = system_mail
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, default=BODY_LIMIT, by_prefix=BODY_LIMITS_BY_PREFIX)
     app.add_middleware(AccessLogMiddleware)
 
     from app.campaigns.endpoints import router as campaigns_router
@@ -99,7 +107,12 @@ def create_app(
         privacy_router,
         ledger_router,
     ):
-        app.include_router(router, prefix="/api/v1")
+        # Every admin operation may also answer these, with the API.md error body; an import
+        # is JSON or a multipart CSV, anything else 415.
+        responses = API_ERROR_RESPONSES
+        if router is imports_router:
+            responses = {**responses, **error_responses(415)}
+        app.include_router(router, prefix="/api/v1", responses=responses)
     app.include_router(public_router)
     app.include_router(health_router)
     return app

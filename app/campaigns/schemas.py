@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-
-def _single_line(value: str) -> str:
-    if any(ch in value for ch in "\r\n\x00"):
-        raise ValueError("must be a single line (no CR, LF or NUL)")
-    return value
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("must include a timezone offset, e.g. 2026-12-01T09:00:00+09:00")
-    return value
+from app.api_fields import JsonDbId, Line200, UtcTimestamp
 
 
 class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_single_line)]
-    list_id: int = Field(ge=1)
-    template_id: int = Field(ge=1)
-    sender_id: int | None = Field(default=None, ge=1)
-    scheduled_at: Annotated[datetime | None, AfterValidator(_aware)] = None
+    # MH-4: one line without control characters; ids within the integer columns (a larger one
+    # would overflow the driver: a 500); an ISO 8601 time with its offset.
+    name: Line200
+    list_id: JsonDbId
+    template_id: JsonDbId
+    sender_id: JsonDbId | None = None
+    scheduled_at: UtcTimestamp | None = None
 
 
 class CampaignStats(BaseModel):

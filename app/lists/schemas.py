@@ -6,10 +6,17 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from app.api_fields import DbId, Line200, Text5000
+from app.api_fields import JsonDbId, Line200, Text5000
 from app.models import MailingList
 from app.models.enums import Language, SubscriptionStatus
 
@@ -37,9 +44,10 @@ class ListCreate(BaseModel):
 
     name: Line200
     slug: Slug
-    sender_id: DbId
+    sender_id: JsonDbId
     purpose: Text5000
-    double_opt_in: bool = True
+    # StrictBool: the document says boolean; 0 or "no" is refused rather than guessed at.
+    double_opt_in: StrictBool = True
     language: Language = Language.JA
 
 
@@ -51,9 +59,9 @@ class ListUpdate(BaseModel):
 
     name: Line200 | None = None
     slug: Slug | None = None
-    sender_id: DbId | None = None
+    sender_id: JsonDbId | None = None
     purpose: Text5000 | None = None
-    double_opt_in: bool | None = None
+    double_opt_in: StrictBool | None = None
     language: Language | None = None
 
     @field_validator("name", "slug", "sender_id", "purpose", "double_opt_in", "language")

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
@@ -26,7 +26,14 @@ from starlette.formparsers import MultiPartException
 from app.addresses import InvalidAddress, mask_address, normalize_address
 from app.db import SessionDep
 from app.deps import HasherDep, RuntimeDep
-from app.errors import AppError, InvalidInput, InvalidToken, NotFound, TooManyRequests
+from app.errors import (
+    AppError,
+    ErrorBody,
+    InvalidInput,
+    InvalidToken,
+    NotFound,
+    TooManyRequests,
+)
 from app.models import MailingList, Sender
 from app.models.enums import ConsentMethod
 from app.public import pages
@@ -37,6 +44,7 @@ from app.public.schemas import (
     SOURCE_URL_MAX,
     USER_AGENT_MAX,
     JsonSignup,
+    SignupAnswer,
     SignupInput,
 )
 from app.runtime import Runtime
@@ -57,6 +65,94 @@ ONE_CLICK_VALUE = "One-Click"
 
 class UnsupportedMediaType(AppError):
     status_code = 415
+
+
+# --- the OpenAPI declarations of these doors ---------------------------------------------------
+# The pages are HTML, the JSON signup answers JSON; both are declared so that a client (and
+# schemathesis) knows every answer these doors give.
+
+_HTML: dict[str, Any] = {"text/html": {"schema": {"type": "string"}}}
+_ERROR_JSON: dict[str, Any] = {"application/json": {"schema": ErrorBody.model_json_schema()}}
+_ANSWER_JSON: dict[str, Any] = {"application/json": {"schema": SignupAnswer.model_json_schema()}}
+
+
+def _page(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _HTML}
+
+
+def _error(description: str) -> dict[str, Any]:
+    """The API.md error body."""
+    return {"description": description, "content": _ERROR_JSON}
+
+
+def _page_or_error(description: str) -> dict[str, Any]:
+    """An HTML page for the hosted form, the API.md error body for a JSON signup."""
+    return {"description": description, "content": {**_HTML, **_ERROR_JSON}}
+
+
+def _page_or_json(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {**_HTML, **_ANSWER_JSON}}
+
+
+_SIGNUP_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["email", "consent"],
+    "properties": {
+        "email": {"type": "string"},
+        "name": {"type": "string"},
+        "consent": {"type": "string", "description": "ticked: yes, on, true or 1"},
+        "consent_text": {"type": "string", "description": "the wording the form showed"},
+        "lang": {"type": "string", "enum": ["ja", "en"]},
+        "website": {"type": "string", "description": "honeypot: left empty by people"},
+    },
+}
+_SIGNUP_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": JsonSignup.model_json_schema()},
+            "application/x-www-form-urlencoded": {"schema": _SIGNUP_FORM_SCHEMA},
+            "multipart/form-data": {"schema": _SIGNUP_FORM_SCHEMA},
+        },
+    }
+}
+_SIGNUP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _page_or_json("Subscribed (a single opt-in list)"),
+    202: _page_or_json("Pending: a confirmation mail is on its way (a double opt-in list, CC-3)"),
+    404: _page_or_error("No list has this slug"),
+    413: _error("The body is too large"),
+    415: _error("Neither a form nor JSON"),
+    422: _page_or_error("No consent, an invalid address or name (CC-1, SG-4)"),
+    429: _page_or_error("Too many signups from this client; see Retry-After"),
+    503: _error("The database cannot serve now"),
+}
+_ONE_CLICK_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            media: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "List-Unsubscribe": {"type": "string", "enum": ["One-Click"]},
+                        "scope": {"type": "string", "enum": ["sender", "list"]},
+                    },
+                }
+            }
+            for media in ("application/x-www-form-urlencoded", "multipart/form-data")
+        },
+    }
+}
+
+
+def _token_responses(done: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: _page(done),
+        400: _page("A link that cannot be used: tampered, unknown or expired"),
+        413: _error("The body is too large"),
+        422: _error("Validation error, in the API.md error body"),
+        503: _error("The database cannot serve now"),
+    }
 
 
 # --- request helpers --------------------------------------------------------------------------
@@ -271,7 +367,16 @@ def _signup_accepted(
     )
 
 
-@router.get("/subscribe/{list_slug}", include_in_schema=False)
+@router.get(
+    "/subscribe/{list_slug}",
+    response_class=HTMLResponse,
+    responses={
+        200: _page("The signup form"),
+        404: _page("No list has this slug"),
+        422: _error("Validation error, in the API.md error body"),
+        503: _error("The database cannot serve now"),
+    },
+)
 async def signup_form(
     list_slug: str, request: Request, session: SessionDep, lang: str | None = None
 ) -> Response:
@@ -283,7 +388,12 @@ async def signup_form(
     return _signup_page(request, mailing_list, sender, pick_lang(lang, mailing_list.language))
 
 
-@router.post("/subscribe/{list_slug}")
+@router.post(
+    "/subscribe/{list_slug}",
+    response_class=Response,
+    responses=_SIGNUP_RESPONSES,
+    openapi_extra=_SIGNUP_DOC,
+)
 async def signup(
     list_slug: str,
     request: Request,
@@ -423,7 +533,11 @@ def _token_error(exc: InvalidToken, *, kind: str) -> Response:
     return pages.error_page(key, status_code=400)
 
 
-@router.get("/confirm/{token}", include_in_schema=False)
+@router.get(
+    "/confirm/{token}",
+    response_class=HTMLResponse,
+    responses=_token_responses("The page with the confirm button; nothing changes"),
+)
 async def confirm_page(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
@@ -444,7 +558,11 @@ async def confirm_page(
     )
 
 
-@router.post("/confirm/{token}", include_in_schema=False)
+@router.post(
+    "/confirm/{token}",
+    response_class=HTMLResponse,
+    responses=_token_responses("Confirmed (or already confirmed)"),
+)
 async def confirm(
     token: str, request: Request, session: SessionDep, hasher: HasherDep, runtime: RuntimeDep
 ) -> Response:
@@ -478,7 +596,11 @@ async def confirm(
 # --- unsubscribe ---------------------------------------------------------------------------
 
 
-@router.get("/unsubscribe/{token}", include_in_schema=False)
+@router.get(
+    "/unsubscribe/{token}",
+    response_class=HTMLResponse,
+    responses=_token_responses("The page with the unsubscribe button; nothing changes (OO-3)"),
+)
 async def unsubscribe_page(
     token: str, request: Request, session: SessionDep, hasher: HasherDep, runtime: RuntimeDep
 ) -> Response:
@@ -499,7 +621,12 @@ async def unsubscribe_page(
     )
 
 
-@router.post("/unsubscribe/{token}", include_in_schema=False)
+@router.post(
+    "/unsubscribe/{token}",
+    response_class=HTMLResponse,
+    responses=_token_responses("Unsubscribed (repeats are harmless)"),
+    openapi_extra=_ONE_CLICK_DOC,
+)
 async def unsubscribe(
     token: str, request: Request, session: SessionDep, hasher: HasherDep, runtime: RuntimeDep
 ) -> Response:

@@ -31,6 +31,13 @@ class JsonSignup(BaseModel):
     website: str | None = None
 
 
+class SignupAnswer(BaseModel):
+    """The answer to an accepted JSON signup: the same whether or not the address was known."""
+
+    status: str
+    detail: str
+
+
 @dataclass(frozen=True, slots=True)
 class SignupInput:
     """One signup attempt, whichever door it came through; nothing here is validated yet."""

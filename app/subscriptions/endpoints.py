@@ -64,7 +64,19 @@ async def list_consent_events(
     )
 
 
-@router.get("/consents/export")
+@router.get(
+    "/consents/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Every event with its evidence, as CSV or as a JSON array (CR-3)",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            },
+        }
+    },
+)
 async def export_consent_events(
     session: SessionDep,
     runtime: RuntimeDep,

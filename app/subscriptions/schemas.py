@@ -19,9 +19,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.api_fields import (
-    DbId,
     EmailAddress,
     HttpUrlText,
+    JsonDbId,
     JsonObject,
     Line1000,
     Text2000,
@@ -225,8 +225,8 @@ class OptOutCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailAddress
-    list_id: DbId | None = None
-    sender_id: DbId | None = None
+    list_id: JsonDbId | None = None
+    sender_id: JsonDbId | None = None
     channel: OptOutChannel
     note: Text2000 | None = None
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
-from app.api_fields import DbId, Line200, multi_line, single_line
+from app.api_fields import JsonDbId, Line200, multi_line, single_line
 
 # MH-4: the subject becomes a header: one line, no control characters; the column is 998 long.
 SubjectSource = Annotated[
@@ -71,8 +71,8 @@ class PreviewRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    subscriber_id: DbId | None = None
-    list_id: DbId | None = None
+    subscriber_id: JsonDbId | None = None
+    list_id: JsonDbId | None = None
 
 
 class PreviewOut(BaseModel):

@@ -22,6 +22,25 @@ def redact_path(path: str) -> str:
     return _TOKEN_PATH.sub(lambda m: f"/{m.group(1)}/[token]", path)
 
 
+class RedactUvicornAccess(logging.Filter):
+    """Uvicorn's own access log, should an operator turn it back on (``uvicorn --factory
+    app.main:create_app`` logs access by default): its path argument, which carries tokens
+    and query strings (an address in ``?email=``), is replaced by the redacted path (DS-6)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn logs '%s - "%s %s HTTP/%s" %d' with (client, method, path?query, version, status)
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            path = args[2].split("?", 1)[0]
+            record.args = (args[0], args[1], redact_path(path), args[3], args[4])
+        return True
+
+
+# A filter on the logger itself applies to every record logged there, whatever the handlers
+# the operator configures; logging.config keeps existing filters.
+logging.getLogger("uvicorn.access").addFilter(RedactUvicornAccess())
+
+
 class AccessLogMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

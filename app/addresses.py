@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
@@ -38,6 +39,17 @@ def mask_address(address: str) -> str:
     """A form safe for logs: never a full address in a log line."""
     local, _, domain = address.partition("@")
     return f"{local[:1]}***@{domain}" if domain else "***"
+
+
+# Anything shaped like local@domain inside free text, up to the brackets, quotes, spaces and
+# punctuation that surround an address in an SMTP reply ("550 5.1.1 <taro@example.jp>: ...").
+_ADDRESS_IN_TEXT = re.compile(r"[^\s<>\"'(),;:\[\]@]+@[^\s<>\"'(),;:\[\]@]+")
+
+
+def redact_addresses(text: str) -> str:
+    """Text from elsewhere (an SMTP server's reply quotes the recipient) made safe for logs:
+    every address in it masked (DS-6)."""
+    return _ADDRESS_IN_TEXT.sub(lambda m: mask_address(m.group(0)), text)
 
 
 class AddressHasher:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -23,6 +24,9 @@ from app.ledger import chain as _ledger_chain  # noqa: F401
 def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     """Build the engine for either supported database.
 
+    Statement parameters are hidden from SQLAlchemy's statement log and from the text of its
+    errors, which reach the log with every 500: they hold addresses and tokens' ids (DS-6).
+
     SQLite: WAL so readers never wait for the writer, a busy timeout so writers queue instead of
     failing, and ``BEGIN IMMEDIATE`` so a transaction takes the write lock up front. A deferred
     transaction that reads and then writes can fail with SQLITE_BUSY without waiting, which is
@@ -39,7 +43,10 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
             max_overflow=0,
             pool_timeout=120,
             connect_args={"timeout": 60},
+            hide_parameters=True,
         )
+        # aiosqlite logs every call at DEBUG with its SQL parameters: addresses (DS-6).
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -63,6 +70,7 @@ def make_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         max_overflow=pool_size,
         pool_timeout=30,
         pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 

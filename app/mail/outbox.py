@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app.addresses import mask_address
+from app.addresses import mask_address, redact_addresses
 from app.mail.system_mail import SystemMail
 from app.mail.transport import SendFailure, Transport
 from app.models import MailingList, OutboxMessage, Sender, Subscriber, Subscription
@@ -141,7 +141,7 @@ async def _send_one(
             "confirmation mail not sent outbox=%s to=%s reply=%s",
             row.id,
             mask_address(subscriber.email),
-            failure.reply,
+            redact_addresses(failure.reply),
         )
         if failure.permanent or row.attempts >= MAX_ATTEMPTS:
             run.failed += 1

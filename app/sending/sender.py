@@ -21,7 +21,7 @@ from datetime import timedelta
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.addresses import mask_address
+from app.addresses import mask_address, redact_addresses
 from app.campaigns import repository as repo
 from app.campaigns.repository import ClaimedRecipient, DeliveryResult
 from app.mail.compose import CampaignComposer, Recipient
@@ -365,7 +365,7 @@ class CampaignSender:
                 "delivery %s failed to=%s reply=%s",
                 recipient.delivery_id,
                 mask_address(recipient.email),
-                failure.reply,
+                redact_addresses(failure.reply),
             )
             return DeliveryResult(
                 recipient.delivery_id,

@@ -83,7 +83,7 @@ async def _next_links(
     sessionmaker: async_sessionmaker[AsyncSession], sender_id: int, after_id: int
 ) -> list[_Link]:
     """The next links of a sender's chain after ``after_id``: its events and the tombstones of
-    purged ones, merged in id order (a tombstone first if SQLite reused its id)."""
+    purged ones, merged in id order (ids are never reused, not even on SQLite)."""
     # One short session per batch: on SQLite a transaction holds the write lock.
     async with sessionmaker() as session:
         await _snapshot(session)

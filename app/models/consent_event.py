@@ -21,6 +21,9 @@ class ConsentEvent(Base):
         Index("ix_consent_events_list_id_id", "list_id", "id"),
         Index("ix_consent_events_email_id", "email", "id"),
         Index("ix_consent_events_sender_id_id", "sender_id", "id"),
+        # Ids are never reused, even on SQLite once the newest events are purged: a purged
+        # event's tombstone keeps its id, in the same id space as the live events (CR-3).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

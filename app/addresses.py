@@ -28,7 +28,8 @@ def normalize_address(raw: str) -> str:
     if not text or len(text) > 320 or any(ch in text for ch in "\r\n\x00"):
         raise InvalidAddress("not a valid email address")
     try:
-        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+        # strict: also the 64-octet limit of the local part (RFC 5321), which SMTP servers enforce.
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False, strict=True)
     except EmailNotValidError as exc:
         raise InvalidAddress(str(exc)) from exc
     ascii_form = result.ascii_email or result.normalized

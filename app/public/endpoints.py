@@ -18,12 +18,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from app.addresses import InvalidAddress, mask_address, normalize_address
+from app.api_fields import single_line
 from app.db import SessionDep
 from app.deps import HasherDep, RuntimeDep
 from app.errors import (
@@ -191,6 +193,14 @@ async def _read_form(request: Request) -> FormData:
         return await request.form(max_files=0, max_fields=50)
     except (MultiPartException, HTTPException):
         return FormData()
+
+
+def _one_line(value: str) -> bool:
+    try:
+        single_line(value)
+    except PydanticCustomError:
+        return False
+    return True
 
 
 def _wake_outbox(runtime: Runtime) -> BackgroundTask:
@@ -477,6 +487,11 @@ async def signup(
         errors.append(("email: not a valid email address.", t("error.invalid_email")))
     if signup_input.name and len(signup_input.name) > NAME_MAX:
         errors.append((f"name: at most {NAME_MAX} characters.", t("error.name_too_long")))
+    elif signup_input.name and not _one_line(signup_input.name):
+        # MH-4: the name may be written into the To header of every mail to this person.
+        errors.append(
+            ("name: one line without line breaks or control characters.", t("error.name_invalid"))
+        )
     if errors or email is None:
         if as_json:
             return pages.json_error(InvalidInput(" ".join(api for api, _page in errors)))

@@ -62,6 +62,7 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
         ),
         "error.invalid_email": "メールアドレスの形式が正しくありません。",
         "error.name_too_long": "お名前は200文字以内で入力してください。",
+        "error.name_invalid": "お名前は改行や制御文字を含まない1行で入力してください。",
         "pending.title": "確認メールをお送りしました",
         "pending.body": (
             "ご入力のメールアドレス宛てに、{sender}から確認メールをお送りしました。"
@@ -155,6 +156,7 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
         "error.consent_required": "To subscribe, tick the box to agree to receive the emails.",
         "error.invalid_email": "This is not a valid email address.",
         "error.name_too_long": "The name must be at most 200 characters.",
+        "error.name_invalid": "The name must be one line, without line breaks or control codes.",
         "pending.title": "Check your mailbox",
         "pending.body": (
             "{sender} has sent a confirmation email to the address you entered. Open the link "

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+
+from app.api_fields import multi_line, single_line
 
 NAME_MAX = 200  # subscribers.name
 SOURCE_URL_MAX = 2000  # consent_events.source_url
@@ -22,11 +25,17 @@ class JsonSignup(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    email: str = Field(max_length=320)
-    name: str | None = Field(default=None, max_length=NAME_MAX)
+    # No CR/LF or other control character where a value may reach a header or one line of the
+    # record (MH-4); no NUL anywhere (PostgreSQL refuses it: a 500 on one database only).
+    email: Annotated[str, Field(max_length=320), AfterValidator(single_line)]
+    name: Annotated[str, Field(max_length=NAME_MAX), AfterValidator(single_line)] | None = None
     consent: StrictBool | None = None
-    consent_text: str = Field(min_length=1, max_length=CONSENT_TEXT_MAX)
-    source_url: str | None = Field(default=None, max_length=SOURCE_URL_MAX)
+    consent_text: Annotated[
+        str, Field(min_length=1, max_length=CONSENT_TEXT_MAX), AfterValidator(multi_line)
+    ]
+    source_url: (
+        Annotated[str, Field(max_length=SOURCE_URL_MAX), AfterValidator(single_line)] | None
+    ) = None
     # The same honeypot as the hosted form, for pages that copy it.
     website: str | None = None
 

@@ -58,7 +58,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_csv(path: Path, n: int, prefix: str, encoding: str, consented: float, sender: int) -> None:
+def write_csv(
+    path: Path, n: int, prefix: str, encoding: str, consented: float, sender: int
+) -> None:
     """A provider's sheet, written line by line: every ``1/consented``-th row carries evidence
     naming the sender; one row in a thousand has a broken address."""
     every = round(1 / consented) if consented > 0 else 0
@@ -152,7 +154,7 @@ async def bench(args: argparse.Namespace, tmp: Path, db_url: str) -> None:
         transport=transport,
         base_url="http://bench/api/v1",
         headers={"Authorization": f"Bearer {key}"},
-        timeout=None,
+        timeout=None,  # noqa: S113 (a 100,000-row import takes minutes)
     ) as client:
         await runtime.hasher()
         print(f"database: {make_url(db_url).get_backend_name()}")

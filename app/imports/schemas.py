@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from app.api_fields import (
     DbId,
     EmailAddress,
+    JsonDbId,
     JsonObject,
     Line200,
     Text2000,
@@ -86,7 +87,7 @@ class ImportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     acquisition: Acquisition
-    list_id: DbId
+    list_id: JsonDbId
     rows: Annotated[list[Any], Field(min_length=1, max_length=MAX_JSON_ROWS)]
 
 

@@ -44,6 +44,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Loaded once before any request: on SQLite the process has one connection, and fetching
+        # the address key while a request held it would wait for itself.
+        await runtime.hasher()
         tasks: list[asyncio.Task[None]] = []
         if run_outbox:
             tasks.append(

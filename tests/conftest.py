@@ -131,6 +131,8 @@ def settings(database_url: str, smtp_server: SmtpServer, tmp_path: Path) -> Sett
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Any]:
     application = create_app(settings, run_outbox=False, run_sender=False)
+    # As the lifespan does: on SQLite (one connection) a late first load could wait for itself.
+    await application.state.runtime.hasher()
     yield application
     await application.state.transport.close()
     await application.state.runtime.engine.dispose()

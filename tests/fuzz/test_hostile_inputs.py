@@ -29,6 +29,7 @@ from app.models import (
 from app.runtime import Runtime
 from tests.admin.conftest import SENDER, consent_body, create_list, create_sender
 from tests.conftest import KEEP
+from tests.imports.conftest import json_body, post_csv
 from tests.public.conftest import confirm_url_in, form_signup, json_signup
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -821,3 +822,86 @@ async def test_a_planted_hostile_template_fails_preview_and_preflight_cleanly(
     assert any("template" in reason for reason in body["reasons"])
     after = await row_counts(runtime)
     assert after["deliveries"] == before["deliveries"] == 0
+
+
+# --- imports: the acquisition record and the rows (DS-4, SG-4) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "hostile"),
+    [
+        ("provider_name", "a\r\nb"),
+        ("provider_name", "a\x00b"),
+        ("provider_representative", "a\u2028b"),
+        ("provider_address", "a\x00b"),
+        ("acquisition_circumstances", "a\x1bb"),
+    ],
+)
+async def test_ds4_hostile_acquisition_fields_are_422_and_nothing_stored(
+    admin: httpx.AsyncClient, runtime: Runtime, doors: dict[str, Any], field: str, hostile: str
+) -> None:
+    """DS-4: the acquisition record is kept 3 years as evidence; a control character in it is
+    refused, and no row of the import is stored."""
+    body = json_body(doors["list"]["id"], [{"email": "import@example.jp"}])
+    body["acquisition"][field] = _inject(body["acquisition"], field, hostile)[field]
+    before = await row_counts(runtime)
+    response = await admin.post(
+        "/imports", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert field in assert_error_body(response, 422)["detail"]
+    assert await row_counts(runtime) == before
+
+
+async def test_sg4_hostile_import_rows_are_reported_invalid_and_not_stored(
+    admin: httpx.AsyncClient, runtime: Runtime, doors: dict[str, Any]
+) -> None:
+    """SG-4 at the import door: each hostile row is reported by number, none is stored; the
+    good row is imported."""
+    rows = [
+        {"email": "good@example.jp"},
+        {"email": "a\r\nbcc@example.jp"},
+        {"email": "a" * 65 + "@example.jp"},
+        {"email": "用户@例子.广告"},
+        {"email": "x\x00@example.jp"},
+        {"email": "ok2@example.jp", "name": "a\r\nBcc: v@example.com"},
+    ]
+    response = await admin.post(
+        "/imports",
+        content=json.dumps(json_body(doors["list"]["id"], rows)),
+        headers={"content-type": "application/json"},
+    )
+    if response.status_code == 422:  # refused whole: nothing stored is also a clean answer
+        assert_error_body(response, 422)
+        return
+    assert response.status_code == 201, response.text
+    report = response.json()
+    assert report["imported"] == 1
+    assert sorted(item["row"] for item in report["invalid"]) == [2, 3, 4, 5, 6]
+    async with runtime.sessionmaker() as session:
+        emails = set((await session.scalars(select(Subscriber.email))).all())
+    assert emails == {"hanako@example.jp", "good@example.jp"}
+
+
+@pytest.mark.parametrize(
+    "csv",
+    [
+        b"email,name\r\n\xff\xfe\xfa@example.jp,\x81\x00\r\n",
+        b"email,name\r\ngood@example.jp,\x00\x00\x00\r\n",
+        b"email,name\r\n=cmd|' /C calc'!A0@example.jp,x\r\n",
+        b"\x00" * 1000,
+    ],
+    ids=["not-utf8-nor-sjis", "nul-name", "formula", "all-nul"],
+)
+async def test_hostile_csv_imports_are_4xx_or_row_errors_never_500(
+    admin: httpx.AsyncClient, runtime: Runtime, doors: dict[str, Any], csv: bytes
+) -> None:
+    """A CSV that cannot be read is a 4xx with the error body; a row that cannot be stored is
+    reported invalid; never a 500, never a NUL in the database."""
+    response = await post_csv(admin, doors["list"]["id"], csv)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert_error_body(response, (400, 413, 415, 422))
+        return
+    async with runtime.sessionmaker() as session:
+        names = (await session.scalars(select(Subscriber.name))).all()
+    assert not any(name and "\x00" in name for name in names)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import content_type_conformance, positive_data_acceptance
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.config import Settings
 from app.main import create_app
@@ -36,10 +36,6 @@ schema = schemathesis.openapi.from_dict(
 # what a JSON schema cannot say (a cursor it never issued, a list of another sender, a contact
 # URL that is not http(s), an address change without a fresh opt-in): 4xx, by design.
 EXCLUDED = [positive_data_acceptance]
-# Defects in code owned elsewhere, each proven by a strict xfail test below.
-KNOWN: dict[str, list[Any]] = {
-    "GET /api/v1/campaigns/{campaign_id}/compliance-report": [content_type_conformance],
-}
 
 _SETTINGS = settings(
     deadline=None,
@@ -53,7 +49,7 @@ def _call_and_validate(case: schemathesis.Case, target: Target) -> None:
     case.call_and_validate(
         app=target.app,
         headers=target.world.headers,
-        excluded_checks=EXCLUDED + KNOWN.get(case.operation.label, []),
+        excluded_checks=EXCLUDED,
     )
 
 
@@ -75,14 +71,3 @@ def test_every_operation_answers_within_its_schema_soak(
 ) -> None:
     """The same, with many more examples, on SQLite and on PostgreSQL (``make soak``)."""
     _call_and_validate(case, fuzz_target)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/ledger/endpoints.py: GET /campaigns/{id}/compliance-report answers text/csv "
-    "(format=csv, the default) but its OpenAPI responses declare only application/json",
-)
-def test_compliance_report_declares_its_csv_answer() -> None:
-    """CR-3: the compliance report's CSV is part of its declared answers."""
-    operation = DOCUMENT["paths"]["/api/v1/campaigns/{campaign_id}/compliance-report"]["get"]
-    assert "text/csv" in operation["responses"]["200"]["content"]

@@ -149,13 +149,16 @@ async def subscribe(
         session, email=email, address_hash=address_hash, name=name
     )
     subscription = await _ensure_subscription(session, subscriber.id, mailing_list.id)
-    if subscription.status == SubscriptionStatus.ACTIVE:
-        # Same answer to the caller as any other signup; nothing new to record or send.
-        return SignupOutcome(SignupResult.UNCHANGED, subscription.id)
-
     is_suppressed = await repo.is_suppressed(
         session, address_hash, mailing_list.sender_id, mailing_list.id
     )
+    # An active subscription can be suppressed (a hard bounce suppresses everywhere and leaves
+    # the subscriptions as they were): then the signup goes through confirmation, the only way
+    # the person can lift it (OO-6).
+    if subscription.status == SubscriptionStatus.ACTIVE and not is_suppressed:
+        # Same answer to the caller as any other signup; nothing new to record or send.
+        return SignupOutcome(SignupResult.UNCHANGED, subscription.id)
+
     needs_confirmation = mailing_list.double_opt_in or is_suppressed
     now = utcnow()
     text_hash = await repo.store_consent_text(session, consent_text)
@@ -355,8 +358,11 @@ async def record_consent(
     subscription.status = SubscriptionStatus.ACTIVE
     subscription.basis = basis
     subscription.grant_event_id = event.id
-    if not subscription.confirmed_at:
-        subscription.requires_confirmation = False
+    # The subscription now rests on this grant, which needs no confirmation. A confirmation of
+    # an earlier grant (perhaps since withdrawn) must not stay the evidence a delivery cites.
+    subscription.requires_confirmation = False
+    subscription.confirm_event_id = None
+    subscription.confirmed_at = None
     subscription.updated_at = now
     await session.flush()
     return RecordedConsent(event, subscription)

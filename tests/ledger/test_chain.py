@@ -141,13 +141,11 @@ async def test_cr3_concurrent_appends_for_one_sender_never_fork_the_chain(runtim
     assert (await verify(runtime)).ok
 
 
-async def test_cr3_on_postgresql_a_second_append_waits_for_the_first_to_commit(
-    runtime, is_postgres
-):
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_cr3_on_postgresql_a_second_append_waits_for_the_first_to_commit(runtime):
     """Two sessions append for the same sender in parallel: the second is held on the sender's
-    row lock while the first is uncommitted, then chains onto the first's event (no fork)."""
-    if not is_postgres:
-        pytest.skip("SQLite serialises writers with its own lock: one connection, one writer")
+    row lock while the first is uncommitted, then chains onto the first's event (no fork).
+    PostgreSQL only: on SQLite one connection per process serialises every writer already."""
     world = await make_world(runtime)
     first_session = runtime.sessionmaker()
     second_session = runtime.sessionmaker()

@@ -342,4 +342,4 @@ class Shodaku:
                 return body
             if time.perf_counter() - started > timeout:
                 raise SystemExit(f"not finished after {timeout}s: {body['stats']}")
-            time.sleep(0.1)
+            time.sleep(float(os.environ.get("BENCH_POLL", "0.1")))

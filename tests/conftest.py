@@ -8,6 +8,7 @@ applied once per run; each test starts from empty tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -167,15 +168,30 @@ async def read_key(runtime: Runtime) -> str:
     return await _key(runtime, ApiKeyScope.READ)
 
 
-@pytest.fixture
-async def admin(app: Any, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the admin API with an admin key."""
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.2", 40000))
+@contextlib.asynccontextmanager
+async def _api_client(
+    app: Any, key: str, client: tuple[str, int]
+) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=client)
     async with httpx.AsyncClient(
         transport=transport,
         base_url=f"{BASE_URL}/api/v1",
-        headers={"Authorization": f"Bearer {admin_key}"},
+        headers={"Authorization": f"Bearer {key}"},
     ) as c:
+        yield c
+
+
+@pytest.fixture
+async def admin(app: Any, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the admin API with an admin key."""
+    async with _api_client(app, admin_key, ("198.51.100.2", 40000)) as c:
+        yield c
+
+
+@pytest.fixture
+async def reader(app: Any, read_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the admin API with a read-only key."""
+    async with _api_client(app, read_key, ("198.51.100.3", 40001)) as c:
         yield c
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import ConsentEvent, ConsentText, MailingList
+from app.models import ConsentEvent, ConsentText
+from app.subscriptions.repository import events_concerning_list
 
 
 async def events_with_wording(
@@ -24,17 +25,7 @@ async def events_with_wording(
         ConsentText, ConsentText.hash == ConsentEvent.consent_text_hash
     )
     if list_id is not None:
-        # As in repository.latest_events: a sender-wide withdrawal (list_id NULL) concerns
-        # every list of that sender, so it belongs in the list's proof too.
-        sender_of_list = (
-            select(MailingList.sender_id).where(MailingList.id == list_id).scalar_subquery()
-        )
-        stmt = stmt.where(
-            or_(
-                ConsentEvent.list_id == list_id,
-                and_(ConsentEvent.list_id.is_(None), ConsentEvent.sender_id == sender_of_list),
-            )
-        )
+        stmt = stmt.where(events_concerning_list(list_id))
     if email is not None:
         stmt = stmt.where(ConsentEvent.email == email)
     stmt = stmt.where(ConsentEvent.id > after_id).order_by(ConsentEvent.id).limit(limit)

@@ -211,6 +211,18 @@ async def subscriptions_of_sender(
     return result.all()
 
 
+def events_concerning_list(list_id: int) -> ColumnElement[bool]:
+    """The ledger events that belong to a list's record: its own, and the sender-wide
+    withdrawals (list_id NULL, OO-5) of its sender, which concern every list of that sender."""
+    sender_of_list = (
+        select(MailingList.sender_id).where(MailingList.id == list_id).scalar_subquery()
+    )
+    return or_(
+        ConsentEvent.list_id == list_id,
+        and_(ConsentEvent.list_id.is_(None), ConsentEvent.sender_id == sender_of_list),
+    )
+
+
 async def latest_events(
     session: AsyncSession,
     *,
@@ -223,16 +235,7 @@ async def latest_events(
     """Consent and opt-out events, newest first, keyset-paginated by id."""
     stmt = select(ConsentEvent)
     if list_id is not None:
-        # A sender-wide withdrawal (list_id NULL) concerns every list of that sender.
-        sender_of_list = (
-            select(MailingList.sender_id).where(MailingList.id == list_id).scalar_subquery()
-        )
-        stmt = stmt.where(
-            or_(
-                ConsentEvent.list_id == list_id,
-                and_(ConsentEvent.list_id.is_(None), ConsentEvent.sender_id == sender_of_list),
-            )
-        )
+        stmt = stmt.where(events_concerning_list(list_id))
     if email is not None:
         stmt = stmt.where(ConsentEvent.email == email)
     if since is not None:

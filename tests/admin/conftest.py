@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,6 @@ from app.models.enums import ConsentMethod
 from app.runtime import Runtime
 from app.subscriptions.repository import GateVerdict, check_gate
 from app.subscriptions.service import RequestOrigin, subscribe
-from tests.conftest import BASE_URL
 
 SENDER = {
     "name": "株式会社承諾テスト",
@@ -126,18 +124,6 @@ async def count_events(runtime: Runtime) -> int:
 async def audit_entries(runtime: Runtime) -> list[AuditLog]:
     async with runtime.sessionmaker() as session:
         return list((await session.scalars(select(AuditLog).order_by(AuditLog.id))).all())
-
-
-@pytest.fixture
-async def reader(app: Any, read_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the admin API with a read-only key."""
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.3", 40001))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url=f"{BASE_URL}/api/v1",
-        headers={"Authorization": f"Bearer {read_key}"},
-    ) as c:
-        yield c
 
 
 @pytest.fixture

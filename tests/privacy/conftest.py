@@ -3,7 +3,7 @@ client, and what the database holds about an address."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,6 @@ from app.campaigns import repository as campaigns_repo
 from app.models import Campaign, ConsentEvent, LedgerTombstone, Sender
 from app.runtime import Runtime
 from app.sending.sender import CampaignSender
-from tests.conftest import BASE_URL
 from tests.sending.factories import World, make_world
 
 SENDER: dict[str, Any] = {
@@ -38,18 +37,6 @@ def clock() -> Iterator[time_machine.Traveller]:
     """A clock the test moves by hand; it starts on 2027-01-10 03:00 UTC (12:00 in Japan)."""
     with time_machine.travel(utc("2027-01-10T03:00"), tick=False) as traveller:
         yield traveller
-
-
-@pytest.fixture
-async def reader(app: Any, read_key: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the admin API with a read-only key."""
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.3", 40001))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url=f"{BASE_URL}/api/v1",
-        headers={"Authorization": f"Bearer {read_key}"},
-    ) as c:
-        yield c
 
 
 async def world_with(runtime: Runtime, slug: str = "news", **sender: Any) -> World:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -47,6 +48,9 @@ def create_app(
         # Loaded once before any request: on SQLite the process has one connection, and fetching
         # the address key while a request held it would wait for itself.
         await runtime.hasher()
+        # Everything imported and built so far lives as long as the process: keep it out of
+        # the collector's full passes, which otherwise walk it all and pause every request.
+        gc.freeze()
         tasks: list[asyncio.Task[None]] = []
         if run_outbox:
             tasks.append(

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import random
 import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, make_url, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -59,12 +59,30 @@ async def fire_optouts(
     return answered
 
 
+def subscribers(database_url: str) -> list[tuple[int, str, str]]:
+    url = make_url(database_url)
+    engine = create_engine(
+        url.set(
+            drivername="sqlite" if url.drivername.startswith("sqlite") else "postgresql+psycopg"
+        )
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, email, address_hash FROM subscribers ORDER BY id"))
+        result = [(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+    engine.dispose()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=20_000)
     parser.add_argument("--optouts", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--database-url", help="PostgreSQL URL; default: a SQLite file")
+    parser.add_argument("--workers", type=int, default=0, help="`shodaku worker` processes")
     args = parser.parse_args()
+    if args.database_url and not args.workers:
+        args.workers = 1
 
     sink_port = free_port()
     sink_log = Path(f"/tmp/shodaku-optout-sink-{sink_port}.log")
@@ -73,14 +91,13 @@ def main() -> None:
     )
     wait_port(sink_port)
     try:
-        with Shodaku(smtp_port=sink_port, concurrency=args.concurrency) as shodaku:
+        with Shodaku(
+            postgres_url=args.database_url, smtp_port=sink_port, concurrency=args.concurrency
+        ) as shodaku:
             world = shodaku.world()
             seed_consented(shodaku.database_url, world["list_id"], world["sender_id"], args.n)
-            assert shodaku.sqlite_path is not None
-            with sqlite3.connect(shodaku.sqlite_path) as db:
-                rows = db.execute(
-                    "SELECT id, email, address_hash FROM subscribers ORDER BY id"
-                ).fetchall()
+            rows = subscribers(shodaku.database_url)
+            shodaku.start_workers(args.workers)
             # Targets among those the campaign reaches last, so most are not yet mailed when
             # they opt out; whoever was mailed before their answer is counted apart, not failed.
             signer = TokenSigner([KEY], confirm_max_age=3600)
@@ -113,6 +130,9 @@ def main() -> None:
         1 for email, (done, _) in answered.items() if any(t < done for t in mailed.get(email, []))
     )
     latencies = [lat * 1000 for _, lat in answered.values()]
+    kind = "PostgreSQL" if args.database_url else "SQLite"
+    workers = args.workers or "in-process"
+    print(f"database: {kind}, worker processes: {workers}")
     print(f"recipients: {args.n}, one-click opt-outs during sending: {len(answered)}")
     print(f"campaign: {args.n / elapsed:.0f} msg/s overall, stats {body['stats']}")
     print(f"opted out before being mailed: {len(answered) - before}; mailed before: {before}")

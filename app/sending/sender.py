@@ -127,7 +127,7 @@ class CampaignSender:
             # SQLite: a batch holds the one write lock that opt-outs wait for, so keep it short;
             # PostgreSQL locks nothing global, and bigger batches materialise a million recipients
             # in a fraction of the time.
-            batch = 5_000 if self.settings.is_sqlite else 50_000
+            batch = 1_000 if self.settings.is_sqlite else 50_000
             if not await repo.materialize_batch(session, campaign, batch_size=batch):
                 campaign.materialized = True
             return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 
@@ -63,6 +64,8 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
     runtime = Runtime.build(settings)
     transport = make_transport(settings)
     sender = CampaignSender(runtime, transport)
+    # As in the API process: long-lived objects stay out of the collector's full passes.
+    gc.freeze()
     try:
         if settings.is_sqlite:
             loop_task = asyncio.create_task(run_inprocess_sender(runtime, transport, sender=sender))

@@ -19,7 +19,7 @@ from app.models import (
     Subscription,
 )
 from app.runtime import Runtime
-from tests.admin.conftest import news, reader, sender  # noqa: F401  (fixtures)
+from tests.admin.conftest import news, sender  # noqa: F401  (fixtures)
 
 ACQUISITION: dict[str, Any] = {
     "provider_name": "株式会社名簿サービス",

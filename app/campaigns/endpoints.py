@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api_fields import DB_ID_MAX
+from app.api_fields import DB_ID_MAX, Cursor, keyset_page
 from app.auth.dependencies import AdminKey, ReadKey
 from app.campaigns import repository as repo
 from app.campaigns import service
@@ -23,7 +22,6 @@ from app.campaigns.schemas import (
 )
 from app.db import SessionDep
 from app.deps import RuntimeDep
-from app.errors import InvalidInput
 from app.models import Campaign
 from app.models.enums import DeliveryStatus
 from app.sending.dispatch import dispatch_campaign
@@ -51,14 +49,6 @@ async def _out(session: AsyncSession, campaign: Campaign) -> CampaignOut:
     )
 
 
-def _cursor(raw: str | None) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise InvalidInput("cursor: not a cursor this API returned.")
-    return int(raw)
-
-
 @router.post("", status_code=201, response_model=CampaignOut)
 async def create_campaign(
     body: CampaignCreate, session: SessionDep, principal: AdminKey
@@ -71,16 +61,15 @@ async def create_campaign(
 async def list_campaigns(
     session: SessionDep,
     _principal: ReadKey,
-    cursor: str | None = None,
+    cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CampaignPage:
-    stmt = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
-    if (before := _cursor(cursor)) is not None:
-        stmt = stmt.where(Campaign.id < before)
-    campaigns = (await session.scalars(stmt)).all()
-    items = [await _out(session, c) for c in campaigns]
-    next_cursor = str(campaigns[-1].id) if len(campaigns) == limit else None
-    return CampaignPage(items=items, next_cursor=next_cursor)
+    campaigns, next_cursor = keyset_page(
+        await repo.list_campaigns(session, before_id=cursor, limit=limit + 1),
+        limit,
+        lambda c: c.id,
+    )
+    return CampaignPage(items=[await _out(session, c) for c in campaigns], next_cursor=next_cursor)
 
 
 @router.get("/{campaign_id}", response_model=CampaignOut)
@@ -139,16 +128,20 @@ async def list_deliveries(
     session: SessionDep,
     _principal: ReadKey,
     status: DeliveryStatus | None = None,
-    cursor: str | None = None,
+    cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeliveryPage | JSONResponse:
     await service.get_campaign(session, campaign_id)
-    rows = await repo.list_deliveries(
-        session,
-        campaign_id,
-        status=status.value if status else None,
-        after_id=_cursor(cursor),
-        limit=limit,
+    rows, next_cursor = keyset_page(
+        await repo.list_deliveries(
+            session,
+            campaign_id,
+            status=status.value if status else None,
+            after_id=cursor,
+            limit=limit + 1,
+        ),
+        limit,
+        lambda row: row[0].id,
     )
     items = [
         DeliveryOut(
@@ -162,5 +155,4 @@ async def list_deliveries(
         )
         for d, email in rows
     ]
-    next_cursor = str(items[-1].id) if len(items) == limit else None
     return DeliveryPage(items=items, next_cursor=next_cursor)

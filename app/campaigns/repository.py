@@ -346,6 +346,9 @@ def _build_start_statement() -> Any:
             status=DeliveryStatus.IN_FLIGHT.value,
             consent_event_id=relied_on,
             attempts=d.c.attempts + 1,
+            # A fresh lease from the moment the transaction starts: a batch that took long to
+            # reach this chunk (a low send rate, say) must not be reclaimed while in flight.
+            lease_expires_at=bindparam("lease_until"),
             updated_at=bindparam("now"),
         )
         .returning(d.c.id, d.c.consent_event_id)
@@ -356,7 +359,12 @@ _START_IN_FLIGHT = _build_start_statement()
 
 
 async def open_send_window(
-    session: AsyncSession, *, ids: Sequence[int], worker: str, now: datetime | None = None
+    session: AsyncSession,
+    *,
+    ids: Sequence[int],
+    worker: str,
+    lease: timedelta,
+    now: datetime | None = None,
 ) -> Window:
     """The send window (SG-1, SG-2): with the rows locked, re-check that each claimed delivery
     may still be sent, and mark those ``in_flight`` with the consent event relied on.
@@ -370,7 +378,10 @@ async def open_send_window(
     """
     now = now or utcnow()
     rows = (
-        await session.execute(_START_IN_FLIGHT, {"ids": list(ids), "worker": worker, "now": now})
+        await session.execute(
+            _START_IN_FLIGHT,
+            {"ids": list(ids), "worker": worker, "now": now, "lease_until": now + lease},
+        )
     ).all()
     window = Window(
         go={row[0]: row[1] for row in rows},
@@ -433,14 +444,20 @@ class DeliveryResult:
     next_attempt_at: datetime | None = None
 
 
-async def record_results(session: AsyncSession, results: Sequence[DeliveryResult]) -> None:
-    """Write the outcome of sends: one executemany statement for the whole chunk."""
+async def record_results(
+    session: AsyncSession, results: Sequence[DeliveryResult], *, worker: str
+) -> None:
+    """Write the outcome of sends: one executemany statement for the whole chunk. Only rows
+    this worker still holds are written: if another worker took one over after a lease ran
+    out, its outcome is the one that counts."""
     if not results:
         return
     now = utcnow()
     stmt = (
         update(_deliveries)
-        .where(_deliveries.c.id == bindparam("b_id"))
+        .where(
+            _deliveries.c.id == bindparam("b_id"), _deliveries.c.claimed_by == bindparam("b_worker")
+        )
         .values(
             status=bindparam("b_status"),
             attempts=bindparam("b_attempts"),
@@ -465,6 +482,7 @@ async def record_results(session: AsyncSession, results: Sequence[DeliveryResult
                 "b_response": r.smtp_response,
                 "b_next": r.next_attempt_at,
                 "b_sent_at": now if r.status is DeliveryStatus.SENT else None,
+                "b_worker": worker,
             }
             for r in results
         ],
@@ -511,6 +529,16 @@ async def next_due_at(session: AsyncSession, campaign_id: int) -> datetime | Non
         )
     )
     return value
+
+
+async def list_campaigns(
+    session: AsyncSession, *, before_id: int | None, limit: int
+) -> Sequence[Campaign]:
+    """Newest first, keyset-paginated by id."""
+    stmt = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(Campaign.id < before_id)
+    return (await session.scalars(stmt)).all()
 
 
 async def list_deliveries(

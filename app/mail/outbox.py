@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from app.addresses import mask_address, redact_addresses
 from app.mail.system_mail import SystemMail
-from app.mail.transport import SendFailure, Transport
+from app.mail.transport import SendFailure, Transport, retry_delay
 from app.models import MailingList, OutboxMessage, Sender, Subscriber, Subscription
 from app.models.base import utcnow
 from app.models.enums import OutboxStatus, SubscriptionStatus
@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
 CLAIM_LEASE = timedelta(minutes=5)
-
-
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 6 * 3600))
 
 
 @dataclass
@@ -85,7 +81,14 @@ async def send_due(
         # No rollback(): it would expire the rows just read. Closing ends the read transaction.
     outcomes: list[tuple[int, OutboxStatus, str | None, int]] = []
     for row in rows:
-        outcomes.append(await _send_one(runtime, transport, system_mail, row, found, run))
+        try:
+            outcomes.append(await _send_one(runtime, transport, system_mail, row, found, run))
+        except Exception as exc:
+            # One mail that cannot even be built must not leave the batch unrecorded (the
+            # others would go out again at the next lease): it fails alone, and is logged.
+            log.exception("confirmation mail %s could not be prepared", row.id)
+            run.failed += 1
+            outcomes.append((row.id, OutboxStatus.FAILED, type(exc).__name__, row.attempts))
     async with runtime.sessionmaker() as session, session.begin():
         for outbox_id, status, error, attempts in outcomes:
             await session.execute(
@@ -96,7 +99,7 @@ async def send_due(
                     last_error=error,
                     sent_at=utcnow() if status is OutboxStatus.SENT else None,
                     next_attempt_at=(
-                        utcnow() + backoff(attempts)
+                        utcnow() + retry_delay(attempts)
                         if status is OutboxStatus.PENDING
                         else OutboxMessage.next_attempt_at
                     ),

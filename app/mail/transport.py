@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +23,11 @@ import aiosmtplib
 from app.config import Settings, SmtpTls
 
 log = logging.getLogger(__name__)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff after a transient failure: 30 s, 1 min, 2 min, … at most 6 h."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 6 * 3600))
 
 
 class SendFailure(Exception):

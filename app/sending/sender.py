@@ -25,7 +25,7 @@ from app.addresses import mask_address, redact_addresses
 from app.campaigns import repository as repo
 from app.campaigns.repository import ClaimedRecipient, DeliveryResult
 from app.mail.compose import CampaignComposer, Recipient
-from app.mail.transport import Connection, SendFailure, Transport
+from app.mail.transport import Connection, SendFailure, Transport, retry_delay
 from app.models import Campaign, MailingList, Sender
 from app.models.base import utcnow
 from app.models.enums import CampaignStatus, DeliveryStatus
@@ -34,11 +34,6 @@ from app.sending.bounces import record_hard_bounce
 from app.sending.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """Exponential backoff for transient failures: 30 s, 1 min, 2 min, … at most 6 h."""
-    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 6 * 3600))
 
 
 def default_worker_id() -> str:
@@ -251,12 +246,16 @@ class CampaignSender:
                 connections: list[Connection] = [
                     await stack.enter_async_context(self.transport.connection()) for _ in chunk
                 ]
-                started, refused = await self._open_transactions(composer, chunk, connections)
+                started, refused = await self._open_transactions(
+                    composer, chunk, connections, report
+                )
                 if started:
                     transferred = await self._transfer(chunk, connections, started, messages)
         if transferred or uncomposable:
             async with self._ledger_transaction() as session:
-                await repo.record_results(session, [*uncomposable, *transferred])
+                await repo.record_results(
+                    session, [*uncomposable, *transferred], worker=self.worker_id
+                )
         for result in [*uncomposable, *refused, *transferred]:
             if result.status is DeliveryStatus.SENT:
                 report.sent += 1
@@ -280,6 +279,7 @@ class CampaignSender:
         composer: CampaignComposer,
         chunk: Sequence[ClaimedRecipient],
         connections: Sequence[Connection],
+        report: DrainReport,
     ) -> tuple[dict[int, int], list[DeliveryResult]]:
         """The send window (SG-1, SG-2): with the rows locked, re-check each delivery and start
         its SMTP transaction (MAIL FROM, RCPT TO); commit only once they have started.
@@ -290,8 +290,12 @@ class CampaignSender:
         started: dict[int, int] = {}  # delivery id -> index of its connection
         async with self._ledger_transaction() as session:
             window = await repo.open_send_window(
-                session, ids=[r.delivery_id for r in chunk], worker=self.worker_id
+                session,
+                ids=[r.delivery_id for r in chunk],
+                worker=self.worker_id,
+                lease=timedelta(seconds=self.settings.send_lease_seconds),
             )
+            report.skipped += len(window.skipped_no_consent) + len(window.skipped_suppressed)
             if not window.go:
                 return started, results
             outcomes = await asyncio.gather(
@@ -316,7 +320,7 @@ class CampaignSender:
             if results:
                 # Written in the window's transaction so the hard-bounce skip above cannot
                 # overwrite the refused delivery's own outcome.
-                await repo.record_results(session, results)
+                await repo.record_results(session, results, worker=self.worker_id)
         return started, results
 
     async def _start(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,24 +18,13 @@ from app.errors import AppError, Conflict, InvalidInput, NotFound
 from app.models import Campaign, MailingList, Sender, Template
 from app.models.base import utcnow
 from app.models.enums import CampaignStatus
+from app.senders.service import missing_identity
+
+log = logging.getLogger(__name__)
 
 
 class PreflightFailed(Conflict):
     """409 with every reason the campaign cannot be sent (SG-3 and the other checks)."""
-
-
-def missing_identity(sender: Sender) -> list[str]:
-    """SG-3 (Act Art. 4, Ordinance 9): the items every marketing mail must display."""
-    missing = []
-    if not (sender.name or "").strip():
-        missing.append("name")
-    if not (sender.postal_address or "").strip():
-        missing.append("postal_address")
-    if not any(
-        (c or "").strip() for c in (sender.contact_email, sender.contact_phone, sender.contact_url)
-    ):
-        missing.append("contact (contact_email, contact_phone or contact_url)")
-    return missing
 
 
 async def _get(session: AsyncSession, campaign_id: int, *, for_update: bool = False) -> Campaign:
@@ -217,6 +207,14 @@ async def start_due_scheduled(session: AsyncSession, now: datetime | None = None
         stmt = stmt.with_for_update(skip_locked=True)
     started = []
     for campaign in (await session.scalars(stmt)).all():
+        sender = await session.get(Sender, campaign.sender_id)
+        if sender is None or missing_identity(sender):
+            # SG-3 again at the moment it starts: the sender may have changed since the
+            # preflight. It waits, paused, for someone to complete the identity and resume.
+            log.warning("scheduled campaign %s paused: sender identity incomplete", campaign.id)
+            campaign.status = CampaignStatus.PAUSED
+            campaign.updated_at = now
+            continue
         campaign.status = CampaignStatus.SENDING
         campaign.started_at = now
         campaign.updated_at = now

@@ -16,11 +16,23 @@ from app.senders.schemas import SenderCreate, SenderUpdate
 CONTACT_FIELDS = ("contact_email", "contact_phone", "contact_url")
 
 
+def missing_identity(sender: Sender) -> list[str]:
+    """SG-3 (Act Art. 4, Ordinance 9): the items every marketing mail must display."""
+    missing = []
+    if not (sender.name or "").strip():
+        missing.append("name")
+    if not (sender.postal_address or "").strip():
+        missing.append("postal_address")
+    if not any((getattr(sender, field) or "").strip() for field in CONTACT_FIELDS):
+        missing.append("contact (contact_email, contact_phone or contact_url)")
+    return missing
+
+
 def _require_contact(sender: Sender) -> None:
     """MH-1 (5), SG-3: a phone number, email address or URL for complaints and inquiries must
     be printed in every message, so a sender without one is refused here already; the campaign
-    preflight checks it again at send."""
-    if not any(getattr(sender, name) for name in CONTACT_FIELDS):
+    preflight checks the whole identity again at send, with the same missing_identity()."""
+    if any(item.startswith("contact") for item in missing_identity(sender)):
         raise InvalidInput(
             "contact_email, contact_phone or contact_url: at least one contact for complaints "
             "and inquiries is required; it is printed in every message (MH-1, SG-3)."

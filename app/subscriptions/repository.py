@@ -54,17 +54,20 @@ def suppressed(
 ) -> ColumnElement[bool]:
     """SG-2, OO-5, DS-3: a suppression of the address for everything, for the list's sender, or
     for the list itself."""
-    return exists(
-        select(literal(1)).where(
-            Suppression.address_hash == address_hash,
-            or_(
-                Suppression.scope == SuppressionScope.GLOBAL,
-                and_(
-                    Suppression.scope == SuppressionScope.SENDER, Suppression.scope_ref == sender_id
-                ),
-                and_(Suppression.scope == SuppressionScope.LIST, Suppression.scope_ref == list_id),
-            ),
-        )
+    return exists(select(literal(1)).where(_covering(address_hash, sender_id, list_id)))
+
+
+def _covering(address_hash: Any, sender_id: Any, list_id: Any) -> ColumnElement[bool]:
+    """The suppressions that cover mail from this sender on this list to this address: for
+    everything, for the sender, or for the list. The one definition both the gate and the
+    lifting of suppressions use."""
+    return and_(
+        Suppression.address_hash == address_hash,
+        or_(
+            Suppression.scope == SuppressionScope.GLOBAL,
+            and_(Suppression.scope == SuppressionScope.SENDER, Suppression.scope_ref == sender_id),
+            and_(Suppression.scope == SuppressionScope.LIST, Suppression.scope_ref == list_id),
+        ),
     )
 
 
@@ -160,16 +163,7 @@ async def lift_suppressions(
 ) -> int:
     """OO-6: only called on the person's own fresh, confirmed opt-in to this list."""
     result = await session.execute(
-        delete(Suppression).where(
-            Suppression.address_hash == address_hash,
-            or_(
-                Suppression.scope == SuppressionScope.GLOBAL,
-                and_(
-                    Suppression.scope == SuppressionScope.SENDER, Suppression.scope_ref == sender_id
-                ),
-                and_(Suppression.scope == SuppressionScope.LIST, Suppression.scope_ref == list_id),
-            ),
-        )
+        delete(Suppression).where(_covering(address_hash, sender_id, list_id))
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

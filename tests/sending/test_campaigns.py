@@ -12,7 +12,15 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.campaigns.service import start_due_scheduled
-from app.models import Campaign, Delivery, Subscriber, Subscription, Suppression, Template
+from app.models import (
+    Campaign,
+    Delivery,
+    Sender,
+    Subscriber,
+    Subscription,
+    Suppression,
+    Template,
+)
 from app.models.enums import SubscriptionStatus, SuppressionScope
 from app.sending.sender import CampaignSender, DrainReport
 from tests.sending.factories import consent, consent_many, make_world
@@ -517,3 +525,18 @@ async def test_campaign_that_cannot_be_composed_is_paused_not_stranded(
     assert body["status"] == "paused"
     assert body["stats"]["sending"] == 0
     assert smtp_server.count() == 0
+
+
+async def test_scheduled_campaign_rechecks_the_sender_identity_when_it_starts(admin, runtime):
+    """SG-3 at the moment a scheduled campaign starts: a sender whose postal address was
+    blanked since the preflight gets its campaign paused, not sent."""
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 1)
+    at = datetime.now(UTC) + timedelta(hours=1)
+    campaign = await start(admin, world, scheduled_at=at.isoformat())
+    async with runtime.sessionmaker() as session, session.begin():
+        sender = await session.get(Sender, world.sender_id)
+        sender.postal_address = " "
+    async with runtime.sessionmaker() as session, session.begin():
+        assert await start_due_scheduled(session, now=at + timedelta(seconds=1)) == []
+    assert (await admin.get(f"/campaigns/{campaign['id']}")).json()["status"] == "paused"

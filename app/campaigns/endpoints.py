@@ -32,8 +32,10 @@ router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 CampaignId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
 
 
-async def _out(session: AsyncSession, campaign: Campaign) -> CampaignOut:
-    stats = await repo.delivery_stats(session, campaign.id)
+async def _out(
+    session: AsyncSession, campaign: Campaign, stats: dict[str, int] | None = None
+) -> CampaignOut:
+    stats = stats if stats is not None else await repo.delivery_stats(session, campaign.id)
     return CampaignOut(
         id=campaign.id,
         name=campaign.name,
@@ -69,7 +71,10 @@ async def list_campaigns(
         limit,
         lambda c: c.id,
     )
-    return CampaignPage(items=[await _out(session, c) for c in campaigns], next_cursor=next_cursor)
+    stats = await repo.delivery_stats_many(session, [c.id for c in campaigns])
+    return CampaignPage(
+        items=[await _out(session, c, stats[c.id]) for c in campaigns], next_cursor=next_cursor
+    )
 
 
 @router.get("/{campaign_id}", response_model=CampaignOut)

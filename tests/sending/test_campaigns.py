@@ -540,3 +540,26 @@ async def test_scheduled_campaign_rechecks_the_sender_identity_when_it_starts(ad
     async with runtime.sessionmaker() as session, session.begin():
         assert await start_due_scheduled(session, now=at + timedelta(seconds=1)) == []
     assert (await admin.get(f"/campaigns/{campaign['id']}")).json()["status"] == "paused"
+
+
+async def test_campaign_list_pages_newest_first_with_each_campaigns_stats(
+    admin, runtime, sender, smtp_server
+):
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 2)
+    first = await start(admin, world)
+    await sender.drain(first["id"])
+    second = await start(admin, world)
+    drafted = await admin.post(
+        "/campaigns",
+        json={"name": "下書き", "list_id": world.list_id, "template_id": world.template_id},
+    )
+    page = (await admin.get("/campaigns?limit=2")).json()
+    assert [c["id"] for c in page["items"]] == [drafted.json()["id"], second["id"]]
+    assert page["items"][0]["stats"]["total"] == 0
+    assert page["items"][1]["status"] == "sending"
+    rest = (await admin.get(f"/campaigns?limit=2&cursor={page['next_cursor']}")).json()
+    assert [c["id"] for c in rest["items"]] == [first["id"]]
+    assert rest["items"][0]["stats"]["sent"] == 2
+    assert rest["next_cursor"] is None
+    assert (await admin.get("/campaigns?cursor=²")).status_code == 422

@@ -260,7 +260,7 @@ async def test_ds3_a_worker_holding_a_claimed_delivery_cannot_send_it_after_eras
     assert (await admin.delete(f"/subscribers/{hanako}")).status_code == 200
     async with runtime.sessionmaker() as session, session.begin():
         window = await campaigns_repo.open_send_window(
-            session, ids=list(claimed.values()), worker="w1"
+            session, ids=list(claimed.values()), worker="w1", lease=timedelta(minutes=5)
         )
 
     assert list(window.go) == [claimed["taro@example.jp"]]

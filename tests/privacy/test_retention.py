@@ -107,14 +107,16 @@ async def test_cr2_the_hold_runs_from_the_last_send(admin, runtime, clock):
             session, campaign_id=campaign_id, worker="w1", limit=10, lease=timedelta(minutes=5)
         )
         [delivery_id] = [r.delivery_id for r in claim.recipients]
-        window = await campaigns_repo.open_send_window(session, ids=[delivery_id], worker="w1")
+        window = await campaigns_repo.open_send_window(
+            session, ids=[delivery_id], worker="w1", lease=timedelta(minutes=5)
+        )
     assert list(window.go) == [delivery_id]  # in flight: the SMTP transaction has started
     clock.move_to(utc("2027-01-20T14:59"))
     await _optout(admin, "taro@example.jp", world.sender_id)
     clock.move_to(utc("2027-01-20T15:01"))  # 00:01 on 2027-01-21 in Japan
     async with runtime.sessionmaker() as session, session.begin():
         await campaigns_repo.record_results(
-            session, [DeliveryResult(delivery_id, DeliveryStatus.SENT, 1, "250 OK")]
+            session, [DeliveryResult(delivery_id, DeliveryStatus.SENT, 1, "250 OK")], worker="w1"
         )
 
     # Held through 2027-02-21 (JST), a day longer than the withdrawal alone would hold it.

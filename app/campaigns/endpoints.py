@@ -24,6 +24,7 @@ from app.db import SessionDep
 from app.deps import RuntimeDep
 from app.models import Campaign
 from app.models.enums import DeliveryStatus
+from app.runtime import Runtime
 from app.sending.dispatch import dispatch_campaign
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
@@ -49,6 +50,16 @@ async def _out(
         created_at=campaign.created_at,
         stats=CampaignStats(**stats),
     )
+
+
+async def _started(
+    session: AsyncSession, runtime: Runtime, background: BackgroundTasks, started: service.Started
+) -> CampaignOut:
+    """Answer a send or resume; if sending starts now, wake the senders after the response,
+    so after the commit: the workers then find the campaign sending."""
+    if started.dispatch:
+        background.add_task(dispatch_campaign, runtime, started.campaign.id)
+    return await _out(session, started.campaign)
 
 
 @router.post("", status_code=201, response_model=CampaignOut)
@@ -93,10 +104,7 @@ async def send_campaign(
     background: BackgroundTasks,
 ) -> CampaignOut:
     started = await service.send_campaign(session, runtime.settings, principal, campaign_id)
-    if started.dispatch:
-        # Runs after the response, so after the commit: the workers find the campaign.
-        background.add_task(dispatch_campaign, runtime, campaign_id)
-    return await _out(session, started.campaign)
+    return await _started(session, runtime, background, started)
 
 
 @router.post("/{campaign_id}/pause", response_model=CampaignOut)
@@ -115,9 +123,7 @@ async def resume_campaign(
     background: BackgroundTasks,
 ) -> CampaignOut:
     started = await service.resume_campaign(session, principal, campaign_id)
-    if started.dispatch:
-        background.add_task(dispatch_campaign, runtime, campaign_id)
-    return await _out(session, started.campaign)
+    return await _started(session, runtime, background, started)
 
 
 @router.post("/{campaign_id}/cancel", response_model=CampaignOut)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.db import make_engine
@@ -81,12 +81,7 @@ async def test_sqlite_locked_and_read_only_are_unavailability(
     path = Path(database_url.removeprefix("sqlite+aiosqlite:///"))
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    impatient = make_engine(database_url)
-
-    @event.listens_for(impatient.sync_engine, "connect")
-    def _short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA busy_timeout = 50")
-
+    impatient = make_engine(database_url, sqlite_busy_timeout=0.05)
     try:
         with pytest.raises(DBAPIError) as locked:
             async with impatient.connect() as conn:

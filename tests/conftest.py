@@ -108,8 +108,9 @@ def is_postgres(database_url: str) -> bool:
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """Offers PIPELINING unless a test parametrizes it indirectly with ``False``."""
+    server = SmtpServer(pipelining=getattr(request, "param", True))
     server.start()
     yield server
     server.stop()

@@ -1,5 +1,11 @@
 """A real SMTP server for tests (aiosmtpd in a thread) that records what it receives and can be
-told to refuse: per recipient at RCPT, or at DATA, with any reply code."""
+told to refuse: per recipient at RCPT, or at DATA, with any reply code.
+
+It offers PIPELINING (RFC 2920) by default, as production servers do, so the sender's pipelined
+path is the one most tests exercise; ``SmtpServer(pipelining=False)`` gives a server without
+it, which the sender drives one command at a time through aiosmtplib. (aiosmtpd reads commands
+one by one from its stream, so it serves pipelined commands correctly; it only does not say so
+in its EHLO reply, which the handler adds.)"""
 
 from __future__ import annotations
 
@@ -43,6 +49,14 @@ class Behaviour:
 class _Handler:
     def __init__(self, owner: SmtpServer) -> None:
         self.owner = owner
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.owner.pipelining:
+            return [responses[0], "250-PIPELINING", *responses[1:]]
+        return responses
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -91,8 +105,9 @@ def free_port() -> int:
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, pipelining: bool = True) -> None:
         self.host = "127.0.0.1"
+        self.pipelining = pipelining
         self.port = port or free_port()
         self.received: list[Received] = []
         self.behaviour = Behaviour()

@@ -25,6 +25,12 @@ from app.models.enums import SubscriptionStatus, SuppressionScope
 from app.sending.sender import CampaignSender, DrainReport
 from tests.sending.factories import consent, consent_many, make_world
 
+# The sender pipelines when the server offers PIPELINING (RFC 2920) and otherwise sends one
+# command at a time through aiosmtplib: the central promises are proven on both paths.
+with_and_without_pipelining = pytest.mark.parametrize(
+    "smtp_server", [True, False], ids=["pipelining", "no-pipelining"], indirect=True
+)
+
 
 @pytest.fixture
 def sender(app: Any) -> CampaignSender:
@@ -57,6 +63,7 @@ async def deliveries(runtime: Any, campaign_id: int) -> dict[int, Delivery]:
     return {d.subscriber_id: d for d in rows}
 
 
+@with_and_without_pipelining
 async def test_sends_once_to_each_consented_recipient_and_no_one_else(
     admin, runtime, sender, smtp_server, client
 ):
@@ -182,6 +189,7 @@ async def test_optout_cancels_queued_delivery_in_the_same_transaction(
     assert smtp_server.count() == 2
 
 
+@with_and_without_pipelining
 async def test_optout_answered_mid_campaign_stops_every_later_smtp_transaction(
     admin, runtime, app, smtp_server
 ):
@@ -297,6 +305,7 @@ async def test_cancel_cancels_everything_not_yet_sent(admin, runtime, sender, sm
     assert again.status_code == 409
 
 
+@with_and_without_pipelining
 async def test_transient_failure_is_retried_with_backoff_then_sent(
     admin, runtime, sender, smtp_server
 ):
@@ -350,6 +359,7 @@ async def test_connection_refused_is_retried_not_lost(admin, runtime, sender, sm
     assert smtp_server.count() == 3
 
 
+@with_and_without_pipelining
 async def test_permanent_failure_fails_and_unknown_user_is_suppressed(
     admin, runtime, sender, smtp_server
 ):

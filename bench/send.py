@@ -8,6 +8,11 @@ loop, both sending to Debian's smtp-sink on loopback, in the same run.
 
 Prints messages per second of both, their ratio, and the peak RSS of each Shodaku process.
 Needs `smtp-sink` (Debian package postfix; no postfix daemon is started).
+
+The baseline the issue names is aiosmtplib's ``sendmail``, one command at a time. Shodaku
+pipelines MAIL/RCPT/DATA when the server offers PIPELINING (smtp-sink does), so a second
+baseline is printed too: a bare loop pipelining the same way over plain asyncio streams. The
+ratio to it is what every check, the ledger and composition cost.
 """
 
 from __future__ import annotations
@@ -62,6 +67,45 @@ async def bare_loop(port: int, n: int, concurrency: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+async def _reply(reader: asyncio.StreamReader) -> int:
+    while True:
+        line = await reader.readline()
+        if line[3:4] != b"-":
+            return int(line[:3])
+
+
+async def pipelined_loop(port: int, n: int, concurrency: int) -> float:
+    """The same pre-built messages, each sent as two round trips: MAIL, RCPT and DATA in one
+    write (RFC 2920), then the message."""
+    messages = [
+        m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + b".\r\n" for m in bare_messages(n)
+    ]
+    queue = list(range(n))
+    queue.reverse()
+
+    async def lane() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await _reply(reader)
+        writer.write(b"EHLO bench.example\r\n")
+        await _reply(reader)
+        while queue:
+            i = queue.pop()
+            writer.write(
+                b"MAIL FROM:<news@shodaku.example>\r\nRCPT TO:<user%07d@example.jp>\r\nDATA\r\n" % i
+            )
+            codes = [await _reply(reader) for _ in range(3)]
+            assert codes == [250, 250, 354], codes
+            writer.write(messages[i])
+            assert await _reply(reader) == 250
+        writer.write(b"QUIT\r\n")
+        await _reply(reader)
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return n / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -78,6 +122,7 @@ def main() -> None:
     sink = start_smtp_sink(sink_port)
     try:
         bare = asyncio.run(bare_loop(sink_port, args.n, args.concurrency))
+        piped = asyncio.run(pipelined_loop(sink_port, args.n, args.concurrency))
         with Shodaku(
             postgres_url=args.database_url, smtp_port=sink_port, concurrency=args.concurrency
         ) as shodaku:
@@ -99,8 +144,10 @@ def main() -> None:
         f"worker processes: {args.workers or 'in-process'}"
     )
     print(f"bare aiosmtplib loop: {bare:8.0f} msg/s")
+    print(f"bare pipelined loop:  {piped:8.0f} msg/s")
     print(f"shodaku:              {rate:8.0f} msg/s  ({elapsed:.1f} s, stats {body['stats']})")
     print(f"ratio shodaku/bare:   {rate / bare:8.2f}")
+    print(f"ratio shodaku/piped:  {rate / piped:8.2f}")
     print(
         f"peak RSS: serve {rss[0]:.0f} MB"
         + "".join(f", worker {value:.0f} MB" for value in rss_workers)

@@ -58,7 +58,7 @@ async def test_transient_refusals_retry_to_success_and_unknown_users_are_suppres
     await sender.drain(campaign_id)
     stats = (await admin.get(f"/campaigns/{campaign_id}")).json()["stats"]
     assert stats["total"] == 40
-    assert stats["sent"] == len(fine)
+    assert stats["sent"] == len(fine), stats
     assert stats["failed"] == len(unknown)
     assert stats["queued"] == len(transient)
     assert stats["sending"] == stats["skipped_suppressed"] == stats["cancelled"] == 0

@@ -49,8 +49,12 @@ async def transport(server: SmtpServer) -> AsyncIterator[SmtpTransport]:
     await smtp.close()
 
 
-async def test_message_arrives_intact_with_dot_lines(server: SmtpServer, transport: SmtpTransport):
-    reply = await transport.send("news@shodaku.example", "a@example.jp", MESSAGE)
+@pytest.mark.parametrize("line_end", [b"\r\n", b"\n"], ids=["crlf", "bare-lf"])
+async def test_message_arrives_intact_with_dot_lines(
+    server: SmtpServer, transport: SmtpTransport, line_end: bytes
+):
+    message = MESSAGE.replace(b"\r\n", line_end)
+    reply = await transport.send("news@shodaku.example", "a@example.jp", message)
     assert reply.startswith("250")
     [received] = server.messages_to("a@example.jp")
     # Lines starting with "." were stuffed on the wire and unstuffed by the server.
@@ -105,6 +109,26 @@ async def test_a_started_transaction_abandoned_delivers_nothing(
     await asyncio.sleep(0.1)
     assert server.messages_to("d@example.jp") == []
     assert len(server.messages_to("e@example.jp")) == 1
+
+
+async def test_senders_sharing_a_pool_take_whole_chunks_and_never_wait_for_each_other(
+    server: SmtpServer, transport: SmtpTransport
+):
+    """Several campaigns draining in one process share its pool (procrastinate runs several
+    jobs per worker). Each chunk takes its connections at once; had each taken them one by one,
+    two chunks could each hold half the pool and wait for the other half for ever."""
+
+    async def drain(name: str) -> None:
+        for i in range(5):
+            async with transport.connections(2) as connections:
+                for n, conn in enumerate(connections):
+                    await conn.start("news@shodaku.example", f"{name}{i}-{n}@example.jp")
+                await asyncio.sleep(0)  # the other senders run here, wanting the same pool
+                for conn in connections:
+                    await conn.finish(MESSAGE)
+
+    await asyncio.wait_for(asyncio.gather(*(drain(f"s{k}-") for k in range(3))), timeout=20)
+    assert server.count() == 3 * 5 * 2
 
 
 async def test_control_characters_in_an_address_never_reach_the_server(

@@ -2,7 +2,8 @@
 
     python bench/sink.py PORT LOGFILE
 
-Accepts everything. For each accepted message it appends ``recipient<TAB>mail_from_time`` to
+Accepts everything, and offers PIPELINING as production servers (and smtp-sink) do; commands
+written together are answered in order. For each accepted message it appends ``recipient<TAB>mail_from_time`` to
 LOGFILE (time.time() when MAIL FROM arrived: the start of the SMTP transaction). Used by
 bench/optout.py, which needs those times; Debian's smtp-sink cannot report them.
 """
@@ -54,7 +55,9 @@ class SinkProtocol(asyncio.Protocol):
             self.buffer = self.buffer[line_end + 2 :]
             verb = line[:4].upper()
             if verb in (b"EHLO", b"HELO"):
-                self.transport.write(b"250-bench-sink\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n")
+                self.transport.write(
+                    b"250-bench-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n"
+                )
             elif verb == b"MAIL":
                 self.mail_at = time.time()
                 self.rcpts = []

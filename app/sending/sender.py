@@ -205,10 +205,23 @@ class CampaignSender:
         report: DrainReport,
     ) -> None:
         size = self.settings.send_concurrency
-        for start in range(0, len(recipients), size):
-            await self._send_chunk(
-                composer, campaign.list_id, recipients[start : start + size], report
-            )
+        pending: list[DeliveryResult] = []
+        try:
+            for start in range(0, len(recipients), size):
+                pending = await self._send_chunk(
+                    composer, campaign.list_id, recipients[start : start + size], report, pending
+                )
+        except BaseException:
+            if pending:
+                with contextlib.suppress(Exception):
+                    await self._record(pending)
+            raise
+        if pending:
+            await self._record(pending)
+
+    async def _record(self, results: Sequence[DeliveryResult]) -> None:
+        async with self._ledger_transaction() as session:
+            await repo.record_results(session, results, worker=self.worker_id)
 
     async def _send_chunk(
         self,
@@ -216,7 +229,12 @@ class CampaignSender:
         list_id: int,
         chunk: Sequence[ClaimedRecipient],
         report: DrainReport,
-    ) -> None:
+        pending: list[DeliveryResult],
+    ) -> list[DeliveryResult]:
+        """Send one chunk (one message per connection). ``pending`` are the previous chunk's
+        outcomes, written in this chunk's send window transaction; this chunk's are returned,
+        for the next. One transaction per chunk instead of two: the messages sent but not yet
+        recorded stay one chunk's worth, so a crash can still duplicate only those."""
         # Composing is CPU work: done before the window, so the rows are locked only while the
         # SMTP transactions open.
         messages: dict[int, bytes] = {}
@@ -242,20 +260,13 @@ class CampaignSender:
         transferred: list[DeliveryResult] = []
         if chunk:
             await self.rate.acquire(len(chunk))
-            async with contextlib.AsyncExitStack() as stack:
-                connections: list[Connection] = [
-                    await stack.enter_async_context(self.transport.connection()) for _ in chunk
-                ]
+            async with self.transport.connections(len(chunk)) as connections:
                 started, refused = await self._open_transactions(
-                    composer, chunk, connections, report
+                    composer, chunk, connections, report, pending
                 )
+                pending = []
                 if started:
                     transferred = await self._transfer(chunk, connections, started, messages)
-        if transferred or uncomposable:
-            async with self._ledger_transaction() as session:
-                await repo.record_results(
-                    session, [*uncomposable, *transferred], worker=self.worker_id
-                )
         for result in [*uncomposable, *refused, *transferred]:
             if result.status is DeliveryStatus.SENT:
                 report.sent += 1
@@ -263,6 +274,7 @@ class CampaignSender:
                 report.failed += 1
             elif result.status is DeliveryStatus.QUEUED:
                 report.retried += 1
+        return [*pending, *uncomposable, *transferred]
 
     def _recipient(self, r: ClaimedRecipient, list_id: int) -> Recipient:
         token = self.runtime.signer.unsubscribe_token(r.subscriber_id, list_id, r.address_hash)
@@ -280,15 +292,19 @@ class CampaignSender:
         chunk: Sequence[ClaimedRecipient],
         connections: Sequence[Connection],
         report: DrainReport,
+        earlier: Sequence[DeliveryResult],
     ) -> tuple[dict[int, int], list[DeliveryResult]]:
         """The send window (SG-1, SG-2): with the rows locked, re-check each delivery and start
-        its SMTP transaction (MAIL FROM, RCPT TO); commit only once they have started.
+        its SMTP transaction (MAIL FROM, RCPT TO); commit only once they have started. The
+        ``earlier`` outcomes (the previous chunk's) are written in the same transaction.
 
         Returns the started deliveries (id -> connection index) and the outcomes of those whose
         transaction was refused, already recorded."""
         results: list[DeliveryResult] = []
         started: dict[int, int] = {}  # delivery id -> index of its connection
         async with self._ledger_transaction() as session:
+            if earlier:
+                await repo.record_results(session, earlier, worker=self.worker_id)
             window = await repo.open_send_window(
                 session,
                 ids=[r.delivery_id for r in chunk],

@@ -124,7 +124,15 @@ class _Pipeline(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._error: Exception | None = None
         self._writable: asyncio.Future[None] | None = None
+        self.owed = 0  # replies the server still owes for what was written
         transport.set_protocol(self)
+
+    @property
+    def in_step(self) -> bool:
+        """Every reply to what was written has been read: the next reply answers the next
+        command. After an interruption (a cancelled wait) it would not, and the connection is
+        closed instead of being used out of step."""
+        return self.owed == 0 and not self._replies
 
     @property
     def is_connected(self) -> bool:
@@ -189,14 +197,19 @@ class _Pipeline(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, replies: int) -> None:
+        """Write commands (or a message) answered by ``replies`` replies."""
         if self._error is not None:
             raise self._error
         self._transport.write(data)
+        self.owed += replies
 
     async def drain(self) -> None:
+        """Wait while the transport's buffer is full; a server that stops reading for
+        ``smtp_timeout`` is a failure, not a wait for ever."""
         if self._writable is not None:
-            await self._writable
+            async with asyncio.timeout(self._timeout):
+                await self._writable
         if self._error is not None:
             raise self._error
 
@@ -211,6 +224,7 @@ class _Pipeline(asyncio.Protocol):
                     await self._waiter
             finally:
                 self._waiter = None
+        self.owed -= 1
         return self._replies.popleft()
 
     def close(self) -> None:
@@ -262,7 +276,7 @@ class _SmtpConnection:
     @property
     def _connected(self) -> bool:
         if self._pipeline is not None:
-            return self._pipeline.is_connected
+            return self._pipeline.is_connected and self._pipeline.in_step
         return self._client is not None and self._client.is_connected
 
     async def _ensure(self) -> aiosmtplib.SMTP:
@@ -290,12 +304,12 @@ class _SmtpConnection:
         return client
 
     async def start(self, envelope_from: str, recipient: str) -> None:
+        _check_address(envelope_from)
+        _check_address(recipient)
         try:
-            _check_address(envelope_from)
-            _check_address(recipient)
-            client = await self._ensure()
             if self.in_transaction:
                 await self.abort()
+            client = await self._ensure()
             if self._pipeline is None:
                 await client.mail(envelope_from)
                 self.in_transaction = True
@@ -306,6 +320,9 @@ class _SmtpConnection:
             failure = _failure(exc)
             await self._after_failure(failure)
             raise failure from exc
+        except BaseException:
+            await self._interrupted()
+            raise
 
     async def _start_pipelined(
         self, client: aiosmtplib.SMTP, pipeline: _Pipeline, envelope_from: str, recipient: str
@@ -321,14 +338,17 @@ class _SmtpConnection:
         rcpt = _command_arg(recipient, utf8=utf8)
         pipeline.write(
             b"MAIL FROM:" + sender + (b" SMTPUTF8" if utf8 else b"") + b"\r\n"
-            b"RCPT TO:" + rcpt + b"\r\nDATA\r\n"
+            b"RCPT TO:" + rcpt + b"\r\nDATA\r\n",
+            replies=3,
         )
         self.in_transaction = True
         replies: list[tuple[int, str]] = []
         lost: Exception | None = None
         try:
-            while len(replies) < 3:
-                replies.append(await pipeline.reply())
+            # One deadline for the three: this runs inside the send window, holding its lock.
+            async with asyncio.timeout(self._settings.smtp_timeout):
+                while len(replies) < 3:
+                    replies.append(await pipeline.reply())
         except (OSError, TimeoutError, SmtpProtocolError) as exc:
             # A server that refuses with 421 hangs up before answering the rest: its refusal
             # is still the answer that counts.
@@ -361,13 +381,21 @@ class _SmtpConnection:
             failure = _failure(exc)
             await self._after_failure(failure)
             raise failure from exc
+        except BaseException:
+            await self._interrupted()
+            raise
         self.in_transaction = False
         return f"{code} {text}"
+
+    async def _interrupted(self) -> None:
+        """Cancelled mid-command: the server's next replies answer commands nobody will read
+        them for, so the connection cannot be used again."""
+        await asyncio.shield(self.close())
 
     async def _finish_pipelined(self, pipeline: _Pipeline, message: bytes) -> tuple[int, str]:
         if not self._awaiting_data:
             raise SendFailure(None, "the server is not waiting for a message", permanent=False)
-        pipeline.write(_on_the_wire(message))
+        pipeline.write(_on_the_wire(message), replies=1)
         self._awaiting_data = False
         await pipeline.drain()
         code, text = await pipeline.reply()
@@ -377,14 +405,16 @@ class _SmtpConnection:
         return code, text
 
     async def abort(self) -> None:
-        if self.in_transaction and self._awaiting_data:
-            # Past the 354 anything written is message text: only closing the connection
-            # abandons the message.
+        if self.in_transaction and (
+            self._awaiting_data or (self._pipeline is not None and not self._pipeline.in_step)
+        ):
+            # Past the 354 anything written is message text, and with replies still owed the
+            # next one would not answer RSET: only closing the connection abandons it.
             await self.close()
         elif self.in_transaction and self._connected:
             try:
                 if self._pipeline is not None:
-                    self._pipeline.write(b"RSET\r\n")
+                    self._pipeline.write(b"RSET\r\n", replies=1)
                     code, _ = await self._pipeline.reply()
                     if code != 250:
                         raise SmtpProtocolError(f"RSET answered {code}")
@@ -412,8 +442,8 @@ class _SmtpConnection:
         self.in_transaction = False
         if pipeline is not None:
             with contextlib.suppress(Exception):
-                if pipeline.is_connected and not awaiting_data:
-                    pipeline.write(b"QUIT\r\n")
+                if pipeline.is_connected and pipeline.in_step and not awaiting_data:
+                    pipeline.write(b"QUIT\r\n", replies=1)
                     async with asyncio.timeout(2):
                         await pipeline.reply()
             pipeline.close()

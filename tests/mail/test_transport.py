@@ -206,3 +206,110 @@ async def test_pipelined_replies_cut_anywhere_are_read_in_order():
     assert len(received) == 2
     assert received[0].startswith(b"From: news@shodaku.example")
     assert b"\r\n..a line that starts with a dot\r\n" in received[0]
+
+
+class _RawSmtp:
+    """A minimal pipelining SMTP server whose misbehaviour each test sets: the reply to the
+    first MAIL, a delay before answering the first RCPT, a hang-up after the first 354. Each
+    accepted message's reply names its recipient, so a reply read for the wrong command shows."""
+
+    def __init__(self) -> None:
+        self.first_mail_reply = b"250 ok"
+        self.first_rcpt_delay = 0.0
+        self.hang_up_after_first_354 = False
+        self.received: list[tuple[str, bytes]] = []
+        self.connections = 0
+        self._mails = self._rcpts = self._datas = 0
+
+    async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.write(b"220 raw.example\r\n")
+        rcpt = ""
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-raw.example\r\n250 PIPELINING\r\n")
+            elif verb == b"MAIL":
+                self._mails += 1
+                writer.write((self.first_mail_reply if self._mails == 1 else b"250 ok") + b"\r\n")
+            elif verb == b"RCPT":
+                self._rcpts += 1
+                if self._rcpts == 1 and self.first_rcpt_delay:
+                    await asyncio.sleep(self.first_rcpt_delay)
+                rcpt = line[line.find(b"<") + 1 : line.rfind(b">")].decode()
+                writer.write(b"250 ok\r\n")
+            elif verb == b"DATA":
+                self._datas += 1
+                if self._mails == 1 and self.first_mail_reply[:1] != b"2":
+                    writer.write(b"503 no valid sender\r\n")
+                    continue
+                writer.write(b"354 go ahead\r\n")
+                if self._datas == 1 and self.hang_up_after_first_354:
+                    await writer.drain()
+                    break
+                data = await reader.readuntil(b"\r\n.\r\n")
+                self.received.append((rcpt, data))
+                writer.write(f"250 queued for {rcpt}\r\n".encode())
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def _raw_server() -> AsyncIterator[tuple[_RawSmtp, SmtpTransport]]:
+    raw = _RawSmtp()
+    server = await asyncio.start_server(raw.session, "127.0.0.1", 0)
+    smtp = SmtpTransport(_settings("127.0.0.1", server.sockets[0].getsockname()[1]))
+    try:
+        yield raw, smtp
+    finally:
+        await smtp.close()
+        server.close()
+
+
+async def test_pipelined_refusal_at_mail_is_reported_and_the_next_message_goes():
+    async with _raw_server() as (raw, smtp):
+        raw.first_mail_reply = b"451 4.3.0 sender check deferred"
+        with pytest.raises(SendFailure) as deferred:
+            await smtp.send("news@shodaku.example", "i@example.jp", MESSAGE)
+        assert deferred.value.code == 451
+        assert not deferred.value.permanent
+        assert await smtp.send("news@shodaku.example", "j@example.jp", MESSAGE) == (
+            "250 queued for j@example.jp"
+        )
+        assert [r for r, _ in raw.received] == ["j@example.jp"]
+
+
+async def test_connection_lost_after_354_is_retryable_and_the_pool_reconnects():
+    async with _raw_server() as (raw, smtp):
+        raw.hang_up_after_first_354 = True
+        with pytest.raises(SendFailure) as lost:
+            await smtp.send("news@shodaku.example", "k@example.jp", MESSAGE)
+        assert lost.value.code is None
+        assert not lost.value.permanent
+        assert await smtp.send("news@shodaku.example", "l@example.jp", MESSAGE) == (
+            "250 queued for l@example.jp"
+        )
+        assert [r for r, _ in raw.received] == ["l@example.jp"]
+        assert raw.connections == 2
+
+
+async def test_a_send_cancelled_mid_command_leaves_no_reply_for_the_next_one():
+    """Cancelled while the server had not yet answered (a job stopped at shutdown): the replies
+    still owed must never be read as the answers of the next message's commands."""
+    async with _raw_server() as (raw, smtp):
+        raw.first_rcpt_delay = 0.3
+        sending = asyncio.create_task(smtp.send("news@shodaku.example", "m@example.jp", MESSAGE))
+        await asyncio.sleep(0.1)
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        assert await smtp.send("news@shodaku.example", "n@example.jp", MESSAGE) == (
+            "250 queued for n@example.jp"
+        )
+        await asyncio.sleep(0.4)
+        assert [r for r, _ in raw.received] == ["n@example.jp"]

@@ -13,6 +13,10 @@ connection has no busy timeout of its own, and a statement refused with ``SQLITE
 retried after an ``asyncio.sleep`` with backoff until the connection's ``busy_timeout`` runs
 out, so the loop serves everything else meanwhile. A statement refused with SQLITE_BUSY had no
 effect, so running it again is safe.
+
+The price: a long statement (a large export page, a retention purge, the WAL checkpoint a
+commit sometimes runs) holds the loop for its duration. With one connection per process the
+other transactions waited for it anyway; what now waits too is network I/O in flight.
 """
 
 from __future__ import annotations
@@ -25,9 +29,15 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_BUSY_SNAPSHOT = sqlite3.SQLITE_BUSY | (2 << 8)  # waiting cannot cure it: the snapshot is stale
 _FIRST_BACKOFF = 0.001
 _MAX_BACKOFF = 0.05
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Another connection holds the lock: waiting cures it."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY and code != _BUSY_SNAPSHOT
 
 
 class InlineCursor:
@@ -35,13 +45,21 @@ class InlineCursor:
 
     def __init__(self, connection: InlineConnection) -> None:
         self._connection = connection
-        self._cursor = connection._conn.cursor()
+        self._open: sqlite3.Cursor | None = None
+
+    @property
+    def _cursor(self) -> sqlite3.Cursor:
+        if self._open is None:
+            self._open = self._connection._conn.cursor()
+        return self._open
 
     async def __aenter__(self) -> InlineCursor:
+        # Opened here, where SQLAlchemy maps errors (a closed connection among them).
+        _ = self._cursor
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
-        self._cursor.close()
+        await self.close()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._rows()
@@ -98,7 +116,8 @@ class InlineCursor:
         return None
 
     async def close(self) -> None:
-        self._cursor.close()
+        if self._open is not None:
+            self._open.close()
 
 
 class _ImmediateQueue:
@@ -134,7 +153,7 @@ class InlineConnection:
         try:
             return call(*args)
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF not in _BUSY:
+            if not _busy(exc):
                 raise
             first = exc
         deadline = time.monotonic() + self.busy_timeout
@@ -145,7 +164,7 @@ class InlineConnection:
             try:
                 return call(*args)
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in _BUSY:
+                if not _busy(exc):
                     raise
         raise first
 

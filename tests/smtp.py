@@ -69,6 +69,10 @@ class _Handler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
+        with self.owner.lock:
+            self.owner.transactions.append(
+                (address.lower(), getattr(session, "shodaku_mail_at", time.time()))
+            )
         reply = self.owner.behaviour.rcpt_replies.get(address.lower())
         if reply is not None:
             return reply
@@ -110,6 +114,9 @@ class SmtpServer:
         self.pipelining = pipelining
         self.port = port or free_port()
         self.received: list[Received] = []
+        # (recipient, time its transaction's MAIL FROM arrived) for every RCPT, whether the
+        # message then came or not: every SMTP transaction that started.
+        self.transactions: list[tuple[str, float]] = []
         self.behaviour = Behaviour()
         self.lock = threading.Lock()
         self._controller: Controller | None = None

@@ -448,15 +448,20 @@ async def record_results(
     session: AsyncSession, results: Sequence[DeliveryResult], *, worker: str
 ) -> None:
     """Write the outcome of sends: one executemany statement for the whole chunk. Only rows
-    this worker still holds are written: if another worker took one over after a lease ran
-    out, its outcome is the one that counts."""
+    this worker still holds, still being sent, are written: if another worker took one over
+    after a lease ran out, its outcome is the one that counts."""
     if not results:
         return
     now = utcnow()
     stmt = (
         update(_deliveries)
         .where(
-            _deliveries.c.id == bindparam("b_id"), _deliveries.c.claimed_by == bindparam("b_worker")
+            _deliveries.c.id == bindparam("b_id"),
+            _deliveries.c.claimed_by == bindparam("b_worker"),
+            # A row cancelled meanwhile (the campaign cancelled) keeps its cancellation.
+            _deliveries.c.status.in_(
+                [DeliveryStatus.SENDING.value, DeliveryStatus.IN_FLIGHT.value]
+            ),
         )
         .values(
             status=bindparam("b_status"),

@@ -258,13 +258,19 @@ class CampaignSender:
         chunk = [r for r in chunk if r.delivery_id in messages]
         refused: list[DeliveryResult] = []
         transferred: list[DeliveryResult] = []
+        if pending and self.rate.rate > 0:
+            # A send rate can hold the next window back longer than the lease of the rows just
+            # sent; were they still unrecorded when it ran out, another worker would send them
+            # again. Recorded now, as they are when no chunk follows.
+            await self._record(pending)
+            pending.clear()
         if chunk:
             await self.rate.acquire(len(chunk))
             async with self.transport.connections(len(chunk)) as connections:
                 started, refused = await self._open_transactions(
                     composer, chunk, connections, report, pending
                 )
-                pending = []
+                pending.clear()  # in place: the caller must not write them a second time
                 if started:
                     transferred = await self._transfer(chunk, connections, started, messages)
         for result in [*uncomposable, *refused, *transferred]:

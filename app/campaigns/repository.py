@@ -459,8 +459,9 @@ async def record_results(
             _deliveries.c.id == bindparam("b_id"),
             _deliveries.c.claimed_by == bindparam("b_worker"),
             # A row cancelled meanwhile (the campaign cancelled) keeps its cancellation.
-            _deliveries.c.status.in_(
-                [DeliveryStatus.SENDING.value, DeliveryStatus.IN_FLIGHT.value]
+            or_(
+                _deliveries.c.status == DeliveryStatus.SENDING.value,
+                _deliveries.c.status == DeliveryStatus.IN_FLIGHT.value,
             ),
         )
         .values(

@@ -22,6 +22,7 @@ from app.models import (
     Template,
 )
 from app.models.enums import SubscriptionStatus, SuppressionScope
+from app.sending.ratelimit import RateLimiter
 from app.sending.sender import CampaignSender, DrainReport
 from tests.sending.factories import consent, consent_many, make_world
 
@@ -573,3 +574,43 @@ async def test_campaign_list_pages_newest_first_with_each_campaigns_stats(
     assert rest["items"][0]["stats"]["sent"] == 2
     assert rest["next_cursor"] is None
     assert (await admin.get("/campaigns?cursor=²")).status_code == 422
+
+
+async def test_with_a_send_rate_each_chunk_is_recorded_before_the_wait_for_the_next(
+    admin, runtime, app, smtp_server
+):
+    """With SHODAKU_SEND_RATE set, the next chunk can wait long (longer than a lease, at a low
+    rate): the chunk just sent is recorded before that wait, not with the next chunk, so its
+    rows are never left in flight for another worker to take over and send again."""
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 8)  # two chunks of send_concurrency (4)
+    campaign = await start(admin, world)
+    sender = CampaignSender(
+        runtime, app.state.transport, worker_id="w1", rate=RateLimiter(4.0, burst=4)
+    )
+    sending = asyncio.create_task(sender.drain(campaign["id"]))
+
+    async def statuses() -> dict[str, int]:
+        async with runtime.sessionmaker() as session:
+            rows = await session.execute(
+                select(Delivery.status, func.count())
+                .where(Delivery.campaign_id == campaign["id"])
+                .group_by(Delivery.status)
+            )
+            return {status: n for status, n in rows.all()}
+
+    seen_between: dict[str, int] | None = None
+    while not sending.done():
+        if smtp_server.count() == 4:
+            seen_between = await statuses()
+            if seen_between.get("sent") == 4:
+                break
+        await asyncio.sleep(0.02)
+    # The first chunk is out, the second waits about a second for the rate: the four sent are
+    # already recorded as sent.
+    assert smtp_server.count() == 4
+    assert seen_between is not None
+    assert seen_between.get("sent") == 4
+    assert seen_between.get("in_flight", 0) == 0
+    await sending
+    assert (await statuses()) == {"sent": 8}

@@ -342,4 +342,5 @@ class Shodaku:
                 return body
             if time.perf_counter() - started > timeout:
                 raise SystemExit(f"not finished after {timeout}s: {body['stats']}")
-            time.sleep(float(os.environ.get("BENCH_POLL", "0.1")))
+            # Every poll costs the server a stats query: a dashboard's pace, not a busy loop's.
+            time.sleep(float(os.environ.get("BENCH_POLL", "0.5")))

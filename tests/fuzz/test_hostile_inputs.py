@@ -503,6 +503,14 @@ async def test_sg4_idn_domains_are_stored_in_their_ascii_form(admin: httpx.Async
 # --- tokens tampered bit by bit (OO-3, OO-4, CC-3) ---------------------------------------------
 
 
+async def _unsubscribe_token(runtime: Runtime, list_id: int, subscriber_id: int) -> str:
+    """The token in the unsubscribe link this subscriber's mail from the list carries."""
+    async with runtime.sessionmaker() as session:
+        subscriber = await session.get(Subscriber, subscriber_id)
+    assert subscriber is not None
+    return runtime.signer.unsubscribe_token(subscriber.id, list_id, subscriber.address_hash)
+
+
 def _variants(token: str) -> list[str]:
     """The token with each character in turn replaced by another of the URL-safe alphabet."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
@@ -536,10 +544,7 @@ async def test_oo3_tampered_unsubscribe_tokens_are_a_plain_400_and_opt_out_nobod
     other = await admin.post(f"/lists/{single}/consents", json=consent_body("jiro@example.jp"))
     assert mine.status_code == other.status_code == 201
     subscriber_id = mine.json()["subscription"]["subscriber_id"]
-    async with runtime.sessionmaker() as session:
-        subscriber = await session.get(Subscriber, subscriber_id)
-        assert subscriber is not None
-        token = runtime.signer.unsubscribe_token(subscriber.id, single, subscriber.address_hash)
+    token = await _unsubscribe_token(runtime, single, subscriber_id)
 
     before = await row_counts(runtime)
     for variant in _variants(token):
@@ -634,11 +639,9 @@ async def test_oo3_a_get_with_hostile_extras_never_unsubscribes(
     """OO-3: link scanners send GETs with anything in the query and headers: nothing acts."""
     single = doors["single"]["id"]
     recorded = await admin.post(f"/lists/{single}/consents", json=consent_body("taro@example.jp"))
-    subscriber_id = recorded.json()["subscription"]["subscriber_id"]
-    async with runtime.sessionmaker() as session:
-        subscriber = await session.get(Subscriber, subscriber_id)
-        assert subscriber is not None
-        token = runtime.signer.unsubscribe_token(subscriber.id, single, subscriber.address_hash)
+    token = await _unsubscribe_token(
+        runtime, single, recorded.json()["subscription"]["subscriber_id"]
+    )
     before = await row_counts(runtime)
     for query in [
         "List-Unsubscribe=One-Click",

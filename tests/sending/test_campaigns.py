@@ -291,6 +291,69 @@ async def test_pause_releases_rows_a_worker_already_claimed(admin, runtime, send
     assert stats["queued"] == 4
 
 
+async def test_claim_takes_due_deliveries_first_come_whatever_made_them_due(admin, runtime, sender):
+    """A claim takes exactly the due deliveries, lowest id first, up to its limit: first
+    attempts, retries whose time has come, and rows whose worker's lease ran out, mixed. Not a
+    retry still waiting, a row under a live lease, or a finished one."""
+    from app.campaigns import repository as repo
+
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 12)
+    campaign = await start(admin, world)
+    await sender._materialize_some(campaign["id"])
+    now = datetime.now(UTC)
+    past, future = now - timedelta(minutes=1), now + timedelta(hours=1)
+    # Position in id order -> the state it is put in; None leaves a first attempt.
+    states: list[dict[str, Any] | None] = [
+        {"status": "sending", "lease_expires_at": past, "claimed_by": "dead-worker"},
+        {"status": "queued", "next_attempt_at": future, "attempts": 1},
+        None,
+        {"status": "queued", "next_attempt_at": past, "attempts": 1},
+        {"status": "sending", "lease_expires_at": future, "claimed_by": "live-worker"},
+        {"status": "sent", "attempts": 1},
+        {"status": "in_flight", "lease_expires_at": past, "claimed_by": "dead-worker"},
+        None,
+        {"status": "queued", "next_attempt_at": past, "attempts": 2},
+        {"status": "skipped_no_consent"},
+        None,
+        {"status": "queued", "next_attempt_at": future, "attempts": 2},
+    ]
+    async with runtime.sessionmaker() as session, session.begin():
+        ids = (
+            await session.scalars(
+                select(Delivery.id)
+                .where(Delivery.campaign_id == campaign["id"])
+                .order_by(Delivery.id)
+            )
+        ).all()
+        for delivery_id, values in zip(ids, states, strict=True):
+            if values:
+                await session.execute(
+                    update(Delivery).where(Delivery.id == delivery_id).values(**values)
+                )
+    due = [
+        delivery_id
+        for delivery_id, values in zip(ids, states, strict=True)
+        if values is None
+        or values.get("claimed_by") == "dead-worker"
+        or (values["status"] == "queued" and values["next_attempt_at"] == past)
+    ]
+    assert len(due) == 7
+
+    claimed: list[list[int]] = []
+    for _ in range(3):
+        async with runtime.sessionmaker() as session, session.begin():
+            claim = await repo.claim_batch(
+                session,
+                campaign_id=campaign["id"],
+                worker="test-worker",
+                limit=4,
+                lease=timedelta(minutes=5),
+            )
+        claimed.append([r.delivery_id for r in claim.recipients])
+    assert claimed == [due[:4], due[4:], []]
+
+
 async def test_cancel_cancels_everything_not_yet_sent(admin, runtime, sender, smtp_server):
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 6)

@@ -301,9 +301,11 @@ async def claim_batch(
         rows = (await session.execute(_CLAIM_SQLITE, params)).all()
     claim = Claim(recipients=[])
     by_verdict: dict[str, list[int]] = {}
+    mailable = GateVerdict.MAILABLE.value  # an enum's .value is a descriptor call: not per row
     for row in rows:
-        by_verdict.setdefault(row.verdict, []).append(row.id)
-        if row.verdict == GateVerdict.MAILABLE.value:
+        verdict = row[2]
+        by_verdict.setdefault(verdict, []).append(row[0])
+        if verdict == mailable:
             claim.recipients.append(
                 ClaimedRecipient(
                     delivery_id=row[0],
@@ -508,24 +510,21 @@ class DeliveryResult:
     next_attempt_at: datetime | None = None
 
 
-async def record_results(
-    session: AsyncSession, results: Sequence[DeliveryResult], *, worker: str
-) -> None:
-    """Write the outcome of sends: one executemany statement for the whole chunk. Only rows
-    this worker still holds, still being sent, are written: if another worker took one over
-    after a lease ran out, its outcome is the one that counts."""
-    if not results:
-        return
-    now = utcnow()
-    stmt = (
-        update(_deliveries)
+def _build_record_statement() -> Any:
+    """UPDATE for one outcome, run as executemany over a chunk. Only rows this worker still
+    holds, still being sent, are written: if another worker took one over after a lease ran
+    out, its outcome is the one that counts, and a row cancelled meanwhile (the campaign
+    cancelled) keeps its cancellation. Built once: building it cost more than running it."""
+    d = _deliveries
+    return (
+        update(d)
         .where(
-            _deliveries.c.id == bindparam("b_id"),
-            _deliveries.c.claimed_by == bindparam("b_worker"),
-            # A row cancelled meanwhile (the campaign cancelled) keeps its cancellation.
+            d.c.id == bindparam("b_id"),
+            d.c.claimed_by == bindparam("b_worker"),
+            # Two comparisons, not IN: an expanding IN cannot go in an executemany.
             or_(
-                _deliveries.c.status == DeliveryStatus.SENDING.value,
-                _deliveries.c.status == DeliveryStatus.IN_FLIGHT.value,
+                d.c.status == DeliveryStatus.SENDING.value,
+                d.c.status == DeliveryStatus.IN_FLIGHT.value,
             ),
         )
         .values(
@@ -537,13 +536,25 @@ async def record_results(
             lease_expires_at=None,
             claimed_by=case(
                 (bindparam("b_status") == DeliveryStatus.QUEUED.value, None),
-                else_=_deliveries.c.claimed_by,
+                else_=d.c.claimed_by,
             ),
-            updated_at=now,
+            updated_at=bindparam("b_now"),
         )
     )
+
+
+_RECORD_RESULT = _build_record_statement()
+
+
+async def record_results(
+    session: AsyncSession, results: Sequence[DeliveryResult], *, worker: str
+) -> None:
+    """Write the outcome of sends: one executemany statement for the whole chunk."""
+    if not results:
+        return
+    now = utcnow()
     await session.execute(
-        stmt,
+        _RECORD_RESULT,
         [
             {
                 "b_id": r.delivery_id,
@@ -553,6 +564,7 @@ async def record_results(
                 "b_next": r.next_attempt_at,
                 "b_sent_at": now if r.status is DeliveryStatus.SENT else None,
                 "b_worker": worker,
+                "b_now": now,
             }
             for r in results
         ],

@@ -190,6 +190,28 @@ def test_html_escapes_a_recipient_name_but_the_text_part_keeps_it() -> None:
     assert message["To"].addresses[0].addr_spec == "reader1@example.jp"
 
 
+def test_jinjas_own_globals_serve_every_message_not_only_the_first() -> None:
+    """range, namespace, cycler and joiner come from Jinja's globals, which the sandbox hands
+    to each render from a copy made at the first: the thousandth message gets them too."""
+    html = (
+        "<html><body><p>{% for i in range(3) %}{{ i }}{% endfor %}</p>"
+        "{% set ns = namespace(total=0) %}{% for n in [2, 3] %}{% set ns.total = ns.total + n %}"
+        "{% endfor %}<p>total {{ ns.total }}</p>"
+        "{% set row = cycler('odd', 'even') %}<p>{{ row.next() }} {{ row.next() }}</p>"
+        "{% set comma = joiner(', ') %}<p>{% for x in ['a', 'b'] %}{{ comma() }}{{ x }}"
+        "{% endfor %}</p>{{ name }}</body></html>"
+    )
+    built = composer(html=html)
+    for n in range(1, 4):
+        text, body = parts(parse(built.compose(recipient(n, name=f"読者{n}"))))
+        for part in (text, body):
+            assert "012" in part
+            assert "total 5" in part
+            assert "odd even" in part
+            assert "a, b" in part
+            assert f"読者{n}" in part
+
+
 def test_mh4_japanese_subject_and_body_round_trip_exactly() -> None:
     subject = "{{ name }}様、【春の新作】桜色のティーセットと限定スイーツのご案内 〜 4月30日まで 〜"
     built = composer(

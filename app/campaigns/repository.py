@@ -210,64 +210,61 @@ def _due() -> Any:
 
 
 def _due_ids_first() -> Any:
-    """The ids of the first ``limit`` due deliveries of a campaign, found through the (campaign,
-    status, next_attempt_at) index without reading any other delivery.
+    """The ids of the first ``limit`` due deliveries of a campaign, read through the (campaign,
+    status, id) index without touching the campaign's other deliveries.
 
-    One branch per kind of due row, each ordered by id and cut at ``limit``, so the union holds
-    the first ``limit`` of them all. First attempts (next_attempt_at NULL) are one stretch of
-    the index, in id order already: no sort at all. Retries and lapsed leases are few, and
-    sorted. Measured on a 20,000-recipient campaign half sent: 1.1 ms per claim of 200,
-    against 13 ms when the claim walked every delivery of the campaign and put each through
-    the gate before ordering, a cost that grew with the list (quadratic over a whole send).
+    One branch per kind of due row, each in id order and cut at ``limit``, so together they
+    hold the first ``limit`` of them all: first attempts (by far the most), retries whose time
+    has come, and rows whose worker's lease ran out. On PostgreSQL each branch locks its rows
+    with SKIP LOCKED, so rows another worker is claiming never count toward the limit and
+    concurrent workers each get a full batch. (Locking is not allowed in a UNION, hence one CTE
+    per branch.) SQLite has one writer and nothing to skip.
+
+    Measured on a 20,000-recipient campaign half sent, per claim of 200: SQLite 1.1 ms, against
+    13 ms when the claim walked every delivery of the campaign through the gate before
+    ordering; PostgreSQL 81 ms before. Both grew with the list, so a whole send was quadratic.
     """
     d = Delivery
     campaign_id = bindparam("campaign_id", type_=Integer)
     now = bindparam("now", type_=UtcDateTime)
     limit = bindparam("limit", type_=Integer)
-    branches = (
-        and_(d.status == DeliveryStatus.QUEUED, d.next_attempt_at.is_(None)),
-        and_(d.status == DeliveryStatus.QUEUED, d.next_attempt_at <= now),
-        and_(
+    branches = {
+        "due_first_attempts": and_(d.status == DeliveryStatus.QUEUED, d.next_attempt_at.is_(None)),
+        "due_retries": and_(d.status == DeliveryStatus.QUEUED, d.next_attempt_at <= now),
+        "due_lapsed_leases": and_(
             d.status.in_([DeliveryStatus.SENDING, DeliveryStatus.IN_FLIGHT]),
             d.lease_expires_at < now,
         ),
-    )
+    }
     firsts = [
-        select(d.id).where(d.campaign_id == campaign_id, due).order_by(d.id).limit(limit).subquery()
-        for due in branches
+        select(d.id)
+        .where(d.campaign_id == campaign_id, due)
+        .order_by(d.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte(name)
+        for name, due in branches.items()
     ]
     return union_all(*(select(first.c.id) for first in firsts))
 
 
-def _build_claim_statements() -> tuple[Select[Any], Select[Any]]:
-    """The claim's SELECT, for each dialect; built once (the gate expression costs more to
-    build than to run). Parameters: campaign_id, now, limit.
-
-    SQLite: the due ids are picked first (``_due_ids_first``) and only those go through the
-    gate; its planner would otherwise walk the campaign's deliveries. PostgreSQL: one query
-    locking with SKIP LOCKED, so that rows another worker holds do not count toward the limit
-    and concurrent workers each get a full batch.
-    """
-    campaign_id = bindparam("campaign_id", type_=Integer)
-    limit = bindparam("limit", type_=Integer)
-    sending = Campaign.status == CampaignStatus.SENDING
-    sqlite = (
+def _build_claim_statement() -> Select[Any]:
+    """The claim's SELECT (SG-1): the first due deliveries, picked by ``_due_ids_first``, and
+    only those through the gate. Built once (the gate expression costs more to build than to
+    run). Parameters: campaign_id, now, limit."""
+    return (
         _gate_rows()
-        .where(Delivery.id.in_(_due_ids_first()), sending, _due())
+        .where(
+            Delivery.id.in_(_due_ids_first()),
+            Campaign.status == CampaignStatus.SENDING,
+            _due(),
+        )
         .order_by(Delivery.id)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
-    postgresql = (
-        _gate_rows()
-        .where(Delivery.campaign_id == campaign_id, sending, _due())
-        .order_by(Delivery.id)
-        .limit(limit)
-        .with_for_update(of=Delivery, skip_locked=True)
-    )
-    return sqlite, postgresql
 
 
-_CLAIM_SQLITE, _CLAIM_POSTGRESQL = _build_claim_statements()
+_CLAIM = _build_claim_statement()
 
 
 @dataclass
@@ -295,10 +292,7 @@ async def claim_batch(
     """
     now = now or utcnow()
     params = {"campaign_id": campaign_id, "now": now, "limit": limit}
-    if _dialect(session) == "postgresql":
-        rows = (await session.execute(_CLAIM_POSTGRESQL, params)).all()
-    else:
-        rows = (await session.execute(_CLAIM_SQLITE, params)).all()
+    rows = (await session.execute(_CLAIM, params)).all()
     claim = Claim(recipients=[])
     by_verdict: dict[str, list[int]] = {}
     mailable = GateVerdict.MAILABLE.value  # an enum's .value is a descriptor call: not per row

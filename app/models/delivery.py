@@ -22,6 +22,8 @@ class Delivery(Base):
             "status",
             "next_attempt_at",
         ),
+        # A campaign's due rows in id order, for claims (repository._due_ids_first).
+        Index("ix_deliveries_campaign_id_status_id", "campaign_id", "status", "id"),
         Index("ix_deliveries_subscriber_id_status", "subscriber_id", "status"),
     )
 

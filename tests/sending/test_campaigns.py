@@ -354,6 +354,45 @@ async def test_claim_takes_due_deliveries_first_come_whatever_made_them_due(admi
     assert claimed == [due[:4], due[4:], []]
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_concurrent_claims_on_postgres_each_get_a_full_batch_of_their_own(
+    admin, runtime, sender
+):
+    """Two workers claiming at once: the second skips the rows the first holds (SKIP LOCKED)
+    and takes the next ones, a full batch, rather than an empty one or the same rows."""
+    from app.campaigns import repository as repo
+
+    world = await make_world(runtime)
+    await consent_many(runtime, world.list_id, 8)
+    campaign = await start(admin, world)
+    await sender._materialize_some(campaign["id"])
+
+    async def claim(session: Any, worker: str) -> list[int]:
+        found = await repo.claim_batch(
+            session,
+            campaign_id=campaign["id"],
+            worker=worker,
+            limit=3,
+            lease=timedelta(minutes=5),
+        )
+        return [r.delivery_id for r in found.recipients]
+
+    async with runtime.sessionmaker() as first, first.begin():
+        held = await claim(first, "worker-a")  # not committed yet: its rows stay locked
+        async with runtime.sessionmaker() as second, second.begin():
+            taken = await asyncio.wait_for(claim(second, "worker-b"), timeout=10)
+    async with runtime.sessionmaker() as session:
+        ids = (
+            await session.scalars(
+                select(Delivery.id)
+                .where(Delivery.campaign_id == campaign["id"])
+                .order_by(Delivery.id)
+            )
+        ).all()
+    assert held == list(ids[:3])
+    assert taken == list(ids[3:6])
+
+
 async def test_cancel_cancels_everything_not_yet_sent(admin, runtime, sender, smtp_server):
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 6)

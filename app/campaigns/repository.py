@@ -210,40 +210,46 @@ def _due() -> Any:
 
 
 def _due_ids_first() -> Any:
-    """The ids of the first ``limit`` due deliveries of a campaign, read through the (campaign,
-    status, id) index without touching the campaign's other deliveries.
+    """The ids of a campaign's first ``limit`` due deliveries, read from the (campaign, status,
+    next_attempt_at, id) index without touching the campaign's other deliveries.
 
-    One branch per kind of due row, each in id order and cut at ``limit``, so together they
-    hold the first ``limit`` of them all: first attempts (by far the most), retries whose time
-    has come, and rows whose worker's lease ran out. On PostgreSQL each branch locks its rows
-    with SKIP LOCKED, so rows another worker is claiming never count toward the limit and
-    concurrent workers each get a full batch. (Locking is not allowed in a UNION, hence one CTE
-    per branch.) SQLite has one writer and nothing to skip.
+    One branch per kind of due row, each cut at ``limit``: first attempts (by far the most) by
+    id, retries by when they fell due, rows whose worker's lease ran out by id. The first two
+    are ordered by (next_attempt_at, id), which is the index's own order under equality on the
+    campaign and the status, so each reads about as many entries as it returns, and no plan
+    (PostgreSQL's generic plans for prepared statements included) can prefer walking the
+    primary key past every delivery already sent: that took 0.9 s per claim half-way through
+    a 1,000,000-recipient campaign, 0.3 ms this way. Lapsed leases are few (claimed rows only).
 
-    Measured on a 20,000-recipient campaign half sent, per claim of 200: SQLite 1.1 ms, against
-    13 ms when the claim walked every delivery of the campaign through the gate before
-    ordering; PostgreSQL 81 ms before. Both grew with the list, so a whole send was quadratic.
+    On PostgreSQL each branch locks its rows FOR UPDATE SKIP LOCKED, so rows another worker is
+    claiming never count toward the limit and concurrent workers each get a full batch
+    (locking is not allowed in a UNION, hence one CTE per branch). The claim keeps at most
+    ``limit`` of the branches' rows; the rest stay locked only until its transaction commits,
+    at once. SQLite has one writer and nothing to skip.
     """
     d = Delivery
     campaign_id = bindparam("campaign_id", type_=Integer)
     now = bindparam("now", type_=UtcDateTime)
     limit = bindparam("limit", type_=Integer)
+    queued = and_(d.campaign_id == campaign_id, d.status == DeliveryStatus.QUEUED)
     branches = {
-        "due_first_attempts": and_(d.status == DeliveryStatus.QUEUED, d.next_attempt_at.is_(None)),
-        "due_retries": and_(d.status == DeliveryStatus.QUEUED, d.next_attempt_at <= now),
-        "due_lapsed_leases": and_(
+        "due_first_attempts": select(d.id)
+        .where(queued, d.next_attempt_at.is_(None))
+        .order_by(d.next_attempt_at, d.id),
+        "due_retries": select(d.id)
+        .where(queued, d.next_attempt_at <= now)
+        .order_by(d.next_attempt_at, d.id),
+        "due_lapsed_leases": select(d.id)
+        .where(
+            d.campaign_id == campaign_id,
             d.status.in_([DeliveryStatus.SENDING, DeliveryStatus.IN_FLIGHT]),
             d.lease_expires_at < now,
-        ),
+        )
+        .order_by(d.id),
     }
     firsts = [
-        select(d.id)
-        .where(d.campaign_id == campaign_id, due)
-        .order_by(d.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte(name)
-        for name, due in branches.items()
+        branch.limit(limit).with_for_update(skip_locked=True).cte(name)
+        for name, branch in branches.items()
     ]
     return union_all(*(select(first.c.id) for first in firsts))
 
@@ -257,6 +263,8 @@ def _build_claim_statement() -> Select[Any]:
         .where(
             Delivery.id.in_(_due_ids_first()),
             Campaign.status == CampaignStatus.SENDING,
+            # The branches already select only due rows; checked again as a safety net, so a
+            # branch written wrong some day cannot hand out a row that is not due.
             _due(),
         )
         .order_by(Delivery.id)

@@ -16,14 +16,15 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("campaign_id", "subscriber_id"),
+        # Ends with the id so that a claim reads a campaign's due rows in the index's own
+        # order (repository._due_ids_first); also the statistics and the next due time.
         Index(
-            "ix_deliveries_campaign_id_status_next_attempt_at",
+            "ix_deliveries_campaign_id_status_next_attempt_at_id",
             "campaign_id",
             "status",
             "next_attempt_at",
+            "id",
         ),
-        # A campaign's due rows in id order, for claims (repository._due_ids_first).
-        Index("ix_deliveries_campaign_id_status_id", "campaign_id", "status", "id"),
         Index("ix_deliveries_subscriber_id_status", "subscriber_id", "status"),
     )
 

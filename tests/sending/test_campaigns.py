@@ -291,11 +291,38 @@ async def test_pause_releases_rows_a_worker_already_claimed(admin, runtime, send
     assert stats["queued"] == 4
 
 
+async def delivery_ids(runtime: Any, campaign_id: int) -> list[int]:
+    """The campaign's deliveries, in id order."""
+    async with runtime.sessionmaker() as session:
+        return list(
+            (
+                await session.scalars(
+                    select(Delivery.id)
+                    .where(Delivery.campaign_id == campaign_id)
+                    .order_by(Delivery.id)
+                )
+            ).all()
+        )
+
+
+async def claimed_ids(session: Any, campaign_id: int, worker: str, limit: int) -> list[int]:
+    """What one claim by ``worker`` takes, in the order it takes them."""
+    from app.campaigns import repository as repo
+
+    claim = await repo.claim_batch(
+        session,
+        campaign_id=campaign_id,
+        worker=worker,
+        limit=limit,
+        lease=timedelta(minutes=5),
+    )
+    return [r.delivery_id for r in claim.recipients]
+
+
 async def test_claim_takes_due_deliveries_first_come_whatever_made_them_due(admin, runtime, sender):
     """A claim takes exactly the due deliveries, lowest id first, up to its limit: first
     attempts, retries whose time has come, and rows whose worker's lease ran out, mixed. Not a
     retry still waiting, a row under a live lease, or a finished one."""
-    from app.campaigns import repository as repo
 
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 12)
@@ -318,14 +345,8 @@ async def test_claim_takes_due_deliveries_first_come_whatever_made_them_due(admi
         None,
         {"status": "queued", "next_attempt_at": future, "attempts": 2},
     ]
+    ids = await delivery_ids(runtime, campaign["id"])
     async with runtime.sessionmaker() as session, session.begin():
-        ids = (
-            await session.scalars(
-                select(Delivery.id)
-                .where(Delivery.campaign_id == campaign["id"])
-                .order_by(Delivery.id)
-            )
-        ).all()
         for delivery_id, values in zip(ids, states, strict=True):
             if values:
                 await session.execute(
@@ -343,14 +364,7 @@ async def test_claim_takes_due_deliveries_first_come_whatever_made_them_due(admi
     claimed: list[list[int]] = []
     for _ in range(3):
         async with runtime.sessionmaker() as session, session.begin():
-            claim = await repo.claim_batch(
-                session,
-                campaign_id=campaign["id"],
-                worker="test-worker",
-                limit=4,
-                lease=timedelta(minutes=5),
-            )
-        claimed.append([r.delivery_id for r in claim.recipients])
+            claimed.append(await claimed_ids(session, campaign["id"], "test-worker", 4))
     assert claimed == [due[:4], due[4:], []]
 
 
@@ -360,35 +374,19 @@ async def test_concurrent_claims_on_postgres_each_get_a_full_batch_of_their_own(
 ):
     """Two workers claiming at once: the second skips the rows the first holds (SKIP LOCKED)
     and takes the next ones, a full batch, rather than an empty one or the same rows."""
-    from app.campaigns import repository as repo
-
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 8)
     campaign = await start(admin, world)
     await sender._materialize_some(campaign["id"])
 
-    async def claim(session: Any, worker: str) -> list[int]:
-        found = await repo.claim_batch(
-            session,
-            campaign_id=campaign["id"],
-            worker=worker,
-            limit=3,
-            lease=timedelta(minutes=5),
-        )
-        return [r.delivery_id for r in found.recipients]
-
     async with runtime.sessionmaker() as first, first.begin():
-        held = await claim(first, "worker-a")  # not committed yet: its rows stay locked
+        # Not committed yet: its rows stay locked.
+        held = await claimed_ids(first, campaign["id"], "worker-a", 3)
         async with runtime.sessionmaker() as second, second.begin():
-            taken = await asyncio.wait_for(claim(second, "worker-b"), timeout=10)
-    async with runtime.sessionmaker() as session:
-        ids = (
-            await session.scalars(
-                select(Delivery.id)
-                .where(Delivery.campaign_id == campaign["id"])
-                .order_by(Delivery.id)
+            taken = await asyncio.wait_for(
+                claimed_ids(second, campaign["id"], "worker-b", 3), timeout=10
             )
-        ).all()
+    ids = await delivery_ids(runtime, campaign["id"])
     assert held == list(ids[:3])
     assert taken == list(ids[3:6])
 

@@ -193,33 +193,45 @@ def _gate_rows(ids: Iterable[int] | None = None) -> Select[Any]:
     return stmt
 
 
-def _due() -> Any:
-    """Due: queued and its retry time reached, or claimed under a lease that ran out (the worker
-    holding it died)."""
+def _due_kinds() -> dict[str, Any]:
+    """The kinds of due delivery, each with the order a claim takes them in: first attempts by
+    id; retries once their time has come, by when they fell due; rows claimed under a lease that
+    ran out (the worker holding them died), by id."""
+    d = Delivery
     now = bindparam("now", type_=UtcDateTime)
-    return or_(
-        and_(
-            Delivery.status == DeliveryStatus.QUEUED,
-            or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+    queued = d.status == DeliveryStatus.QUEUED
+    return {
+        "due_first_attempts": (
+            and_(queued, d.next_attempt_at.is_(None)),
+            (d.next_attempt_at, d.id),
         ),
-        and_(
-            Delivery.status.in_([DeliveryStatus.SENDING, DeliveryStatus.IN_FLIGHT]),
-            Delivery.lease_expires_at < now,
+        "due_retries": (and_(queued, d.next_attempt_at <= now), (d.next_attempt_at, d.id)),
+        "due_lapsed_leases": (
+            and_(
+                d.status.in_([DeliveryStatus.SENDING, DeliveryStatus.IN_FLIGHT]),
+                d.lease_expires_at < now,
+            ),
+            (d.id,),
         ),
-    )
+    }
+
+
+def _due() -> Any:
+    """Due, of any kind."""
+    return or_(*(condition for condition, _order in _due_kinds().values()))
 
 
 def _due_ids_first() -> Any:
     """The ids of a campaign's first ``limit`` due deliveries, read from the (campaign, status,
     next_attempt_at, id) index without touching the campaign's other deliveries.
 
-    One branch per kind of due row, each cut at ``limit``: first attempts (by far the most) by
-    id, retries by when they fell due, rows whose worker's lease ran out by id. The first two
-    are ordered by (next_attempt_at, id), which is the index's own order under equality on the
-    campaign and the status, so each reads about as many entries as it returns, and no plan
-    (PostgreSQL's generic plans for prepared statements included) can prefer walking the
-    primary key past every delivery already sent: that took 0.9 s per claim half-way through
-    a 1,000,000-recipient campaign, 0.3 ms this way. Lapsed leases are few (claimed rows only).
+    One branch per kind of due row (``_due_kinds``), each cut at ``limit``. First attempts (by
+    far the most) and retries are ordered by (next_attempt_at, id), which is the index's own
+    order under equality on the campaign and the status, so each reads about as many entries
+    as it returns, and no plan (PostgreSQL's generic plans for prepared statements included)
+    can prefer walking the primary key past every delivery already sent: that took 0.9 s per
+    claim half-way through a 1,000,000-recipient campaign, 0.3 ms this way. Lapsed leases are
+    few (claimed rows only).
 
     On PostgreSQL each branch locks its rows FOR UPDATE SKIP LOCKED, so rows another worker is
     claiming never count toward the limit and concurrent workers each get a full batch
@@ -229,23 +241,10 @@ def _due_ids_first() -> Any:
     """
     d = Delivery
     campaign_id = bindparam("campaign_id", type_=Integer)
-    now = bindparam("now", type_=UtcDateTime)
     limit = bindparam("limit", type_=Integer)
-    queued = and_(d.campaign_id == campaign_id, d.status == DeliveryStatus.QUEUED)
     branches = {
-        "due_first_attempts": select(d.id)
-        .where(queued, d.next_attempt_at.is_(None))
-        .order_by(d.next_attempt_at, d.id),
-        "due_retries": select(d.id)
-        .where(queued, d.next_attempt_at <= now)
-        .order_by(d.next_attempt_at, d.id),
-        "due_lapsed_leases": select(d.id)
-        .where(
-            d.campaign_id == campaign_id,
-            d.status.in_([DeliveryStatus.SENDING, DeliveryStatus.IN_FLIGHT]),
-            d.lease_expires_at < now,
-        )
-        .order_by(d.id),
+        name: select(d.id).where(d.campaign_id == campaign_id, condition).order_by(*order)
+        for name, (condition, order) in _due_kinds().items()
     }
     firsts = [
         branch.limit(limit).with_for_update(skip_locked=True).cte(name)
@@ -320,7 +319,7 @@ async def claim_batch(
                     attempts=row[8],
                 )
             )
-    if ids := by_verdict.get(GateVerdict.MAILABLE.value):
+    if ids := by_verdict.get(mailable):
         await session.execute(
             update(Delivery)
             .where(Delivery.id.in_(ids))

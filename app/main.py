@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from app.access_log import AccessLogMiddleware
+from app.api_docs import install_api_docs
 from app.body_limit import MIB, BodyLimitMiddleware
 from app.config import Settings
 from app.errors import API_ERROR_RESPONSES, error_responses, install_error_handlers
@@ -81,6 +82,8 @@ def create_app(
         version="1.0.0",
         summary="Newsletter sending in which consent is evidence, enforced as each message leaves.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.sessionmaker = runtime.sessionmaker
@@ -93,6 +96,7 @@ def create_app(
 
     from app.campaigns.endpoints import router as campaigns_router
     from app.health import router as health_router
+    from app.home import router as home_router
     from app.imports.endpoints import router as imports_router
     from app.ledger.endpoints import router as ledger_router
     from app.lists.endpoints import router as lists_router
@@ -122,4 +126,6 @@ def create_app(
         app.include_router(router, prefix="/api/v1", responses=responses)
     app.include_router(public_router)
     app.include_router(health_router)
+    app.include_router(home_router)
+    install_api_docs(app)
     return app

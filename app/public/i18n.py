@@ -130,6 +130,14 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
         "footer.address": "所在地",
         "footer.contact": "お問い合わせ",
         "footer.responsible": "責任者",
+        "home.title": "Shodaku メール配信サーバー",
+        "home.lead": (
+            "このサーバーは、同意を記録したうえでメールマガジンを配信する Shodaku です。"
+            "配信の停止や登録の確認は、お手元のメールに記載のリンクから行えます。"
+        ),
+        "home.docs": "API リファレンス",
+        "home.redoc": "API リファレンス（ReDoc 版）",
+        "home.health": "稼働状況",
     },
     "en": {
         "consent.wording": (
@@ -222,6 +230,14 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
         "footer.address": "Postal address",
         "footer.contact": "Contact",
         "footer.responsible": "Responsible person",
+        "home.title": "Shodaku newsletter server",
+        "home.lead": (
+            "This server runs Shodaku, which sends newsletters only with recorded consent. "
+            "To stop the emails or confirm a signup, use the link in the email you received."
+        ),
+        "home.docs": "API reference",
+        "home.redoc": "API reference (ReDoc)",
+        "home.health": "Health check",
     },
 }
 

@@ -86,6 +86,16 @@ def error_page(message_key: str, *, status_code: int) -> HTMLResponse:
     return HTMLResponse(html, status_code=status_code, headers=dict(SECURITY_HEADERS))
 
 
+def home_page(lang: Lang, root_path: str) -> HTMLResponse:
+    """What this service is and where its API reference and health check are, in both
+    languages, the one asked for first; nothing about any list or person."""
+    order = sorted(LANGS, key=lambda part: part != lang)
+    html = _env.get_template("home.html").render(
+        lang=lang, parts=[(part, Translator(part)) for part in order], root=root_path
+    )
+    return HTMLResponse(html, headers=dict(SECURITY_HEADERS))
+
+
 def json_response(
     body: dict[str, Any],
     *,

@@ -50,8 +50,15 @@ def _serve(args: argparse.Namespace) -> None:
 
     from app.main import create_app
 
-    settings = _settings()
+    configured = _settings()
+    settings = configured.served_at(args.host, args.port)
     _configure_logging()
+    if not configured.base_url_given:
+        logging.getLogger("shodaku").warning(
+            "SHODAKU_BASE_URL is not set: links in mail point at %s, where this process listens; "
+            "set it to the public https address when recipients are elsewhere",
+            settings.base_url,
+        )
     migrate(settings)
     app = create_app(settings, run_sender=True if args.with_worker else None)
     # Uvicorn's access log would print raw paths, tokens included: ours redacts them (DS-6).

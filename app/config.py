@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Only ever accepted with SHODAKU_ENV=dev: a key everyone can read signs nothing in production.
@@ -32,7 +34,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./shodaku.db"
     # NoDecode: a plain comma-separated string, not JSON.
     secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Unset, links follow the host and port `shodaku serve` listens on (see cli.py).
     base_url: str = "http://127.0.0.1:8000"
+    _base_url_given: bool = PrivateAttr(default=False)
+    # The name this host gives in EHLO; unset, the base URL's host (see ehlo_hostname).
+    ehlo_name: str | None = None
 
     smtp_host: str | None = None
     smtp_port: int | None = None
@@ -82,9 +88,69 @@ class Settings(BaseSettings):
             raise ValueError("the development secret key is refused unless SHODAKU_ENV=dev")
         if any(len(k) < 16 for k in self.secret_keys) and self.env is not Environment.DEV:
             raise ValueError("every key in SHODAKU_SECRET_KEYS must be at least 16 characters")
+        self._base_url_given = "base_url" in self.model_fields_set
         self.base_url = self.base_url.rstrip("/")
+        self._check_base_url()
         return self
+
+    @property
+    def base_url_given(self) -> bool:
+        """Whether SHODAKU_BASE_URL (or the caller) set the base URL, rather than the default."""
+        return self._base_url_given
+
+    def served_at(self, host: str, port: int) -> Settings:
+        """These settings for a server listening on ``host:port``: unless SHODAKU_BASE_URL was
+        given, every link in mail points at that address (a wildcard host at the loopback)."""
+        if self._base_url_given:
+            return self
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding it
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        served = self.model_copy(update={"base_url": f"http://{host}:{port}"})
+        served.__dict__.pop("ehlo_hostname", None)
+        return served
+
+    def _check_base_url(self) -> None:
+        """MH-3: RFC 8058 allows only an https URI in List-Unsubscribe, so outside development
+        every link must be https; plain http is accepted for a loopback host only."""
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"SHODAKU_BASE_URL must be an absolute http(s) URL, such as "
+                f"https://news.example.com (got {self.base_url!r})"
+            )
+        public_http = parts.scheme == "http" and not _is_loopback(parts.hostname)
+        if public_http and self.env is not Environment.DEV:
+            raise ValueError(
+                "SHODAKU_BASE_URL must be https outside development: the unsubscribe link "
+                "in List-Unsubscribe has to be an https URI (RFC 8058). Plain http is "
+                "accepted only for a loopback host, or with SHODAKU_ENV=dev"
+            )
+
+    @cached_property
+    def ehlo_hostname(self) -> str:
+        """The EHLO name: the setting, else the public host of the base URL (an address literal
+        such as ``[127.0.0.1]`` for an IP). Never the machine's own guess, which is often
+        ``localhost`` and which receiving filters count against the mail."""
+        if self.ehlo_name:
+            return self.ehlo_name
+        host = urlsplit(self.base_url).hostname or "localhost"
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return host.encode("idna").decode("ascii") if not host.isascii() else host
+        return f"[IPv6:{address}]" if address.version == 6 else f"[{address}]"
 
     @cached_property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -54,6 +54,8 @@ class _Handler:
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        with self.owner.lock:
+            self.owner.ehlo_names.append(hostname)
         if self.owner.pipelining:
             return [responses[0], "250-PIPELINING", *responses[1:]]
         return responses
@@ -117,6 +119,8 @@ class SmtpServer:
         # (recipient, time its transaction's MAIL FROM arrived) for every RCPT, whether the
         # message then came or not: every SMTP transaction that started.
         self.transactions: list[tuple[str, float]] = []
+        # The name each client gave in EHLO.
+        self.ehlo_names: list[str] = []
         self.behaviour = Behaviour()
         self.lock = threading.Lock()
         self._controller: Controller | None = None

@@ -293,6 +293,7 @@ class _SmtpConnection:
             use_tls=s.smtp_tls is SmtpTls.TLS,
             start_tls=s.smtp_tls is SmtpTls.STARTTLS,
             timeout=s.smtp_timeout,
+            local_hostname=s.ehlo_hostname,
         )
         await client.connect()
         self._client = client

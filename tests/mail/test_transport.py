@@ -313,3 +313,26 @@ async def test_a_send_cancelled_mid_command_leaves_no_reply_for_the_next_one():
         )
         await asyncio.sleep(0.4)
         assert [r for r, _ in raw.received] == ["n@example.jp"]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "ehlo_name", "expected"),
+    [
+        ("https://news.example.test", None, "news.example.test"),
+        ("http://127.0.0.1:8300", None, "[127.0.0.1]"),
+        ("https://news.example.test", "mx-out.example.jp", "mx-out.example.jp"),
+    ],
+)
+async def test_ehlo_names_this_service_not_the_machines_guess(
+    server: SmtpServer, base_url: str, ehlo_name: str | None, expected: str
+) -> None:
+    # socket.getfqdn() answers "localhost" on many hosts, which receiving filters punish.
+    settings = _settings(server.host, server.port).model_copy(
+        update={"base_url": base_url, "ehlo_name": ehlo_name}
+    )
+    smtp = SmtpTransport(settings)
+    try:
+        await smtp.send("news@shodaku.example", "a@example.jp", MESSAGE)
+    finally:
+        await smtp.close()
+    assert server.ehlo_names == [expected]

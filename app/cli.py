@@ -1,4 +1,7 @@
-"""The ``shodaku`` command: serve, worker, migrate, apikey create (API.md, CLI)."""
+"""The ``shodaku`` command: serve, worker, migrate, apikey, purge, verify-ledger.
+
+The reference is docs/reference.md, "Command line".
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,23 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from app.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+DESCRIPTION = (
+    "Shodaku sends newsletters only to people whose consent it holds as evidence. "
+    "The serve command migrates the database, then serves the API and the public pages; "
+    "migrate only migrates. Every other command needs a migrated database."
+)
+# Commands that read or write the database without migrating it first.
+NEEDS_SCHEMA = frozenset({"worker", "apikey", "purge", "verify-ledger"})
 
 
 def _settings() -> Settings:
@@ -24,6 +38,80 @@ def _settings() -> Settings:
         raise SystemExit(2) from exc
 
 
+def _alembic_config(settings: Settings) -> Config:
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def _fail(message: str) -> SystemExit:
+    print(f"shodaku: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def _sqlite_path(settings: Settings) -> Path | None:
+    path = settings.database_url.split("///", 1)[-1].split("?", 1)[0]
+    return None if not path or path == ":memory:" else Path(path)
+
+
+def _schema_revision(settings: Settings) -> str | None:
+    """The database's migration revision, reading only: a missing SQLite file is not created."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if settings.is_sqlite:
+        path = _sqlite_path(settings)
+        if path is not None and not path.is_file():
+            raise _fail(
+                f"there is no database at {path.resolve()} (SHODAKU_DATABASE_URL). "
+                "Run `shodaku migrate` (or `make serve`) in the directory that should hold it, "
+                "or set SHODAKU_DATABASE_URL to the database you mean."
+            )
+        url = f"sqlite:///file:{path}?mode=ro&uri=true" if path else "sqlite://"
+    else:
+        url = settings.database_url.replace("+asyncpg", "+psycopg")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            has_version = conn.execute(
+                text(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'"
+                    if settings.is_sqlite
+                    else "SELECT 1 FROM pg_tables WHERE tablename = 'alembic_version'"
+                )
+            ).first()
+            if not has_version:
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError as exc:
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        raise _fail(
+            f"cannot read the database (SHODAKU_DATABASE_URL): {cause}. "
+            "Check that it is running and that the URL is right."
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _require_schema(settings: Settings) -> None:
+    """Refuse, creating nothing, when the database is missing or not at the latest migration."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config(settings)).get_current_head()
+    revision = _schema_revision(settings)
+    if revision is None:
+        raise _fail("the database has no schema yet: run `shodaku migrate` first.")
+    if revision != head:
+        raise _fail(
+            f"the database is at migration {revision}, this version of Shodaku needs {head}: "
+            "run `shodaku migrate` first."
+        )
+
+
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
@@ -31,18 +119,13 @@ def _configure_logging() -> None:
 def migrate(settings: Settings) -> None:
     """``alembic upgrade head`` against the configured database."""
     from alembic import command
-    from alembic.config import Config
 
     if settings.is_sqlite:
         # Make sure the directory of a relative SQLite file exists.
-        path = settings.database_url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
-    config.attributes["configure_logging"] = False
-    command.upgrade(config, "head")
+        path = _sqlite_path(settings)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(_alembic_config(settings), "head")
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -126,7 +209,7 @@ def _verify_ledger(_args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shodaku", description=__doc__)
+    parser = argparse.ArgumentParser(prog="shodaku", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="migrate, then serve the API and public pages")
@@ -172,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command in NEEDS_SCHEMA:
+        _require_schema(_settings())
     args.func(args)
 
 

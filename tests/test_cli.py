@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,52 @@ def test_migrate_refuses_prod_without_secret_keys(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "Traceback" not in result.stdout
     assert not (tmp_path / "prod.db").exists()  # refused before touching the database
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["apikey", "create", "--name", "x"], ["purge", "--dry-run"], ["verify-ledger"], ["worker"]],
+)
+def test_commands_on_a_missing_database_say_what_to_run_and_create_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    result = _run(command, _env(SHODAKU_ENV="dev"), tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "no database at" in result.stderr
+    assert "shodaku migrate" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_commands_on_an_unmigrated_or_outdated_database_say_migrate(
+    tmp_path: Path, migrated: str
+) -> None:
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    url = f"sqlite+aiosqlite:///{empty}"
+    result = _run(
+        ["apikey", "create", "--name", "x"],
+        _env(SHODAKU_ENV="dev", SHODAKU_DATABASE_URL=url),
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert "no schema yet: run `shodaku migrate` first" in result.stderr
+    assert sqlite3.connect(empty).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+
+    path = migrated.split("///", 1)[1]
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '101b44f54c9c'")
+    result = _run(
+        ["verify-ledger"], _env(SHODAKU_ENV="dev", SHODAKU_DATABASE_URL=migrated), tmp_path
+    )
+    assert result.returncode == 2
+    assert "at migration 101b44f54c9c" in result.stderr
+    assert "run `shodaku migrate` first" in result.stderr
+
+
+def test_help_is_plain_text(tmp_path: Path) -> None:
+    result = _run(["--help"], _env(), tmp_path)
+    assert result.returncode == 0
+    assert "``" not in result.stdout
+    assert "`" not in result.stdout
+    assert "serve" in result.stdout

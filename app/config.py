@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_private_key: Path | None = None
+    # One key per sending domain: "domain:selector:/path/key.pem", comma-separated.
+    dkim_keys: str | None = None
+    # Refuse (409 at preflight) a campaign whose From domain has no DKIM key.
+    dkim_required: bool = False
 
     confirm_token_max_age: int = Field(default=7 * 24 * 3600, ge=60)
     # Signup abuse limits (subscription bombing); 0 turns a limit off.

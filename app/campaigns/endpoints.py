@@ -59,7 +59,9 @@ async def _started(
     so after the commit: the workers then find the campaign sending."""
     if started.dispatch:
         background.add_task(dispatch_campaign, runtime, started.campaign.id)
-    return await _out(session, started.campaign)
+    out = await _out(session, started.campaign)
+    out.warnings = started.warnings
+    return out
 
 
 @router.post("", status_code=201, response_model=CampaignOut)

@@ -44,6 +44,8 @@ class CampaignOut(BaseModel):
     finished_at: datetime | None
     created_at: datetime
     stats: CampaignStats
+    # Only in the answer to send and resume: what the preflight let through, e.g. no DKIM key.
+    warnings: list[str] = []
 
 
 class CampaignPage(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -74,6 +74,7 @@ async def create_campaign(
 class Started:
     campaign: Campaign
     dispatch: bool  # sending starts now: wake the senders
+    warnings: list[str] = field(default_factory=list)  # what the preflight let through
 
 
 async def send_campaign(
@@ -127,6 +128,7 @@ async def send_campaign(
             reasons.append(f"template does not render: {exc.detail}")
         except Exception as exc:  # a template error of any kind is a preflight reason
             reasons.append(f"template does not render: {type(exc).__name__}: {exc}")
+    warnings = _dkim_check(settings, sender, reasons)
     if await repo.count_mailable(session, campaign) == 0:
         reasons.append("the list has no recipient who may be mailed now (SG-1)")
     if reasons:
@@ -146,7 +148,31 @@ async def send_campaign(
     await record_audit(
         session, principal, "campaign.send", "campaign", campaign.id, {"status": campaign.status}
     )
-    return Started(campaign, dispatch=campaign.status == CampaignStatus.SENDING)
+    return Started(campaign, dispatch=campaign.status == CampaignStatus.SENDING, warnings=warnings)
+
+
+def _dkim_check(settings: Settings, sender: Sender, reasons: list[str]) -> list[str]:
+    """MH-3 and DMARC alignment: whether the sender's From domain has a DKIM key. Without one
+    the mail goes out unsigned: a reason to refuse where signing is required, else a warning."""
+    from app.mail.dkim import DkimConfigError, DkimKeyring
+    from app.mail.system_mail import sender_domain
+
+    domain = sender_domain(sender)
+    try:
+        keyring = DkimKeyring.from_settings(settings)
+    except DkimConfigError as exc:
+        reasons.append(f"DKIM: {exc}")
+        return []
+    if keyring.for_domain(domain) is not None:
+        return []
+    problem = (
+        f"no DKIM key for the sender's From domain {domain}: its messages would go out "
+        "unsigned, which DMARC receivers may reject (set SHODAKU_DKIM_KEYS)"
+    )
+    if settings.dkim_required:
+        reasons.append(problem + "; SHODAKU_DKIM_REQUIRED is on")
+        return []
+    return [problem]
 
 
 async def pause_campaign(session: AsyncSession, principal: Principal, campaign_id: int) -> Campaign:

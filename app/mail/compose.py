@@ -42,7 +42,7 @@ from markupsafe import Markup
 
 from app.config import Settings
 from app.errors import InvalidInput
-from app.mail.dkim import DkimSigner
+from app.mail.dkim import DkimKeyring, DkimSigner
 from app.mail.system_mail import EMAIL_TEMPLATES_DIR, make_message_id, sender_domain
 from app.models import MailingList, Sender
 from app.templates.sandbox import (
@@ -416,7 +416,8 @@ class CampaignComposer:
             },
             "footer": self._marker,
         }
-        self._signer = DkimSigner.from_settings(settings) if dkim else None
+        # MH-3 and DMARC: signed with the key of the From domain (or a parent), or not at all.
+        self._signer = DkimKeyring.from_settings(settings).for_domain(domain) if dkim else None
         self._date_second = -1
         self._date = ""
 

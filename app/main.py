@@ -15,6 +15,7 @@ from app.api_docs import install_api_docs
 from app.body_limit import MIB, BodyLimitMiddleware
 from app.config import Settings
 from app.errors import API_ERROR_RESPONSES, error_responses, install_error_handlers
+from app.mail.dkim import DkimKeyring
 from app.mail.outbox import run_outbox_sender
 from app.mail.system_mail import SystemMail
 from app.mail.transport import Transport, make_transport
@@ -41,7 +42,8 @@ def create_app(
     settings = settings or Settings()
     runtime = Runtime.build(settings)
     mail_transport = transport or make_transport(settings)
-    system_mail = SystemMail()
+    # A DKIM key that cannot be read stops the start, not the first confirmation mail.
+    system_mail = SystemMail(dkim=DkimKeyring.from_settings(settings))
     with_sender = settings.is_sqlite if run_sender is None else run_sender
 
     @contextlib.asynccontextmanager

@@ -130,7 +130,7 @@ async def _send_one(
         return row.id, OutboxStatus.DROPPED, None, row.attempts
     subscription, subscriber, mailing_list, sender = target
     token = runtime.signer.confirm_token(row.consent_event_id)
-    message = system_mail.confirmation(
+    data = system_mail.confirmation(
         to=subscriber.email,
         mailing_list=mailing_list,
         sender=sender,
@@ -138,7 +138,7 @@ async def _send_one(
         expires_days=max(1, runtime.settings.confirm_token_max_age // 86400),
     )
     try:
-        await transport.send(sender.from_email, subscriber.email, message.as_bytes())
+        await transport.send(sender.from_email, subscriber.email, data)
     except SendFailure as failure:
         log.warning(
             "confirmation mail not sent outbox=%s to=%s reply=%s",

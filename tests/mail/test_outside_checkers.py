@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.mail.factories import composer, make_list, recipient
+from app.config import Settings
+from app.mail.dkim import DkimKeyring
+from app.mail.system_mail import SystemMail
+from tests.mail.factories import composer, make_list, make_sender, recipient
 
 SELECTOR = "s2026"
 DOMAIN = "shodaku.example"
@@ -93,6 +96,36 @@ def mail_dkim_verify(message: bytes, record: Path) -> list[dict[str, str]]:
         dict(field.split("=", 1) for field in line.split(" ") if "=" in field)
         for line in result.stdout.decode().splitlines()
     ]
+
+
+def confirmation_mail(language: str, keyring: DkimKeyring | None = None) -> bytes:
+    return SystemMail(dkim=keyring).confirmation(
+        to="hanako@example.jp",
+        mailing_list=make_list(language),
+        sender=make_sender(),
+        confirm_url="https://news.example.test/confirm/AbCdEf0123456789.token",
+        expires_days=7,
+    )
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_confirmation_mail_scores_low_with_spamassassin(language: str, tmp_path: Path) -> None:
+    """CC-3: the confirmation request, as a receiving filter sees it."""
+    score, rules = spamassassin_score(confirmation_mail(language), tmp_path / "sa")
+    assert score <= MAX_SPAM_SCORE, f"SpamAssassin scored {score}: {rules}"
+
+
+def test_confirmation_mail_is_signed_and_verifies_with_mail_dkim(
+    key_pair: tuple[Path, Path],
+) -> None:
+    private, record = key_pair
+    keyring = DkimKeyring.from_settings(
+        Settings(env="dev", dkim_keys=f"{DOMAIN}:{SELECTOR}:{private}")
+    )
+    [signature] = mail_dkim_verify(confirmation_mail("ja", keyring), record)
+    assert signature["result"] == "pass", signature
+    assert signature["domain"] == DOMAIN
+    assert {"from", "to", "subject", "date", "message-id"} <= set(signature["headers"].split(":"))
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])

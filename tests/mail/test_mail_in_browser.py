@@ -1,0 +1,83 @@
+"""The mails' HTML on a phone: Chromium at 390 px wide shows them without horizontal scrolling,
+in Japanese and English, with a confirm link that says what it does."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from app.mail.system_mail import SystemMail
+from tests.mail.factories import make_list, make_sender
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+]
+PHONE = {"width": 390, "height": 844}
+# A long token, as real confirm links carry.
+CONFIRM_URL = "https://news.example.test/confirm/" + "eyJzIjoxMjM0NTY3ODkwfQ.Zx9" * 4
+
+
+@pytest.fixture
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium): browser test not run")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(chromium), args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+def html_of(data: bytes) -> str:
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    part = message.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+async def test_confirmation_mail_fits_a_phone_without_sideways_scrolling(
+    browser: Browser, language: str
+) -> None:
+    data = SystemMail().confirmation(
+        to="hanako@example.jp",
+        mailing_list=make_list(language),
+        sender=make_sender(),
+        confirm_url=CONFIRM_URL,
+        expires_days=7,
+    )
+    page = await browser.new_page(viewport=PHONE)
+    await page.set_content(html_of(data))
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{width} px wide at a {PHONE['width']} px viewport"
+    button = page.get_by_role(
+        "link", name="登録を確認する" if language == "ja" else "Confirm my subscription", exact=True
+    )
+    box = await button.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= PHONE["width"]
+    assert await button.get_attribute("href") == CONFIRM_URL
+    await page.close()

@@ -1,0 +1,106 @@
+"""The confirmation mail as written on the wire (MH-4, CC-3): headers within the line limits,
+encoded words within RFC 2047's 75 characters, 7-bit parts with CRLF line breaks, no stray
+headers inside the parts, and a proper HTML document."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import re
+from email.message import EmailMessage
+
+import pytest
+
+from app.mail.system_mail import SystemMail
+from tests.mail.factories import make_list, make_sender
+
+CONFIRM_URL = "https://news.example.test/confirm/" + "A" * 80
+
+
+def confirmation(language: str, list_name: str = "承諾ニュース", **sender: str) -> bytes:
+    return SystemMail().confirmation(
+        to="hanako@example.jp",
+        mailing_list=make_list(language, name=list_name),
+        sender=make_sender(**sender),
+        confirm_url=CONFIRM_URL,
+        expires_days=7,
+    )
+
+
+def head_and_parts(data: bytes) -> tuple[str, list[tuple[str, bytes]]]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    boundary = re.search(rb'boundary="([^"]+)"', head)
+    assert boundary
+    chunks = body.split(b"--" + boundary.group(1))
+    parts = []
+    for chunk in chunks[1:-1]:
+        part_head, _, part_body = chunk.strip(b"\r\n").partition(b"\r\n\r\n")
+        parts.append((part_head.decode("ascii"), part_body))
+    return head.decode("ascii"), parts
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_mh4_header_lines_and_encoded_words_stay_within_the_limits(language: str) -> None:
+    data = confirmation(language)
+    head, _ = head_and_parts(data)
+    for line in head.split("\r\n"):
+        assert len(line) <= 78, line
+    for word in re.findall(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=", head):
+        assert len(word) <= 75, word
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    subject = str(message["Subject"])
+    assert ("確認" in subject) if language == "ja" else ("confirm" in subject)
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert b"\n" not in data.replace(b"\r\n", b"")  # CRLF only, no bare LF or CR
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_mh4_parts_are_7bit_with_crlf_and_carry_no_stray_headers(language: str) -> None:
+    # An English sender and list, so that the English text part is ASCII only.
+    english = {"name": "Shodaku Inc.", "postal_address": "1-1 Chiyoda, Tokyo", "from_name": "News"}
+    if language == "en":
+        data = confirmation(language, "Shodaku News", **english)
+    else:
+        data = confirmation(language)
+    _, parts = head_and_parts(data)
+    assert [h.splitlines()[0] for h, _ in parts] == [
+        'Content-Type: text/plain; charset="utf-8"',
+        'Content-Type: text/html; charset="utf-8"',
+    ]
+    for part_head, body in parts:
+        names = [line.split(":")[0].lower() for line in part_head.split("\r\n")]
+        assert names == ["content-type", "content-transfer-encoding"]
+        assert max(len(line) for line in body.split(b"\r\n")) <= 998
+        assert all(byte < 128 for byte in body)
+    text_head, text_body = parts[0]
+    if language == "en":
+        # ASCII text goes as itself, not as base64 (which filters score as bogus).
+        assert "Content-Transfer-Encoding: 7bit" in text_head
+        decoded = text_body
+    else:
+        assert "Content-Transfer-Encoding: base64" in text_head
+        decoded = base64.b64decode(text_body)
+    assert CONFIRM_URL.encode() in decoded
+    assert b"\r\n" in decoded
+    assert b"\n" not in decoded.replace(b"\r\n", b"")
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_html_part_is_a_whole_document_with_the_link_in_words(language: str) -> None:
+    message = email.message_from_bytes(confirmation(language), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    html_part = message.get_body(("html",))
+    assert html_part is not None
+    html = html_part.get_content()
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    assert f'<html lang="{language}">' in html
+    assert '<meta charset="utf-8">' in html
+    assert 'name="viewport"' in html
+    assert "Noto Sans JP" in html
+    # The button says what it does; the raw URL is only the fallback, allowed to wrap.
+    button = re.search(r'<a href="([^"]+)" style="display:inline-block[^>]*>([^<]+)</a>', html)
+    assert button
+    assert button.group(1) == CONFIRM_URL
+    assert button.group(2) == ("登録を確認する" if language == "ja" else "Confirm my subscription")

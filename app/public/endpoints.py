@@ -53,6 +53,8 @@ from app.runtime import Runtime
 from app.subscriptions import service
 from app.subscriptions.service import RequestOrigin, UnsubscribeScope
 from app.tokens import ExpiredToken
+from app.wordings import service as wordings
+from app.wordings.service import UnregisteredWording
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,10 @@ _SIGNUP_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _page_or_error("No list has this slug"),
     413: _error("The body is too large"),
     415: _error("Neither a form nor JSON"),
-    422: _page_or_error("No consent, an invalid address or name (CC-1, SG-4)"),
+    422: _page_or_error(
+        "No consent, an invalid address or name (CC-1, SG-4); for JSON, a consent_text that "
+        "is not a registered wording of a list that requires one (CR-1)"
+    ),
     429: _page_or_error("Too many signups from this client; see Retry-After"),
     503: _error("The database cannot serve now"),
 }
@@ -514,6 +519,14 @@ async def signup(
         wording = _shown_wording(signup_input.consent_text, mailing_list, sender, lang)
         method = ConsentMethod.WEB_FORM
         source_url = f"{runtime.settings.base_url}/subscribe/{mailing_list.slug}?lang={lang}"
+
+    if as_json:
+        # CR-1: a list may accept only the wordings its operator registered; checked before
+        # anything is counted or written, so a refused signup leaves no trace.
+        try:
+            await wordings.check_signup_wording(session, mailing_list, wording)
+        except UnregisteredWording as exc:
+            return pages.json_error(exc)
 
     if not limits.per_address.hit(hasher(email)):
         log.warning(

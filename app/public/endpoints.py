@@ -522,7 +522,7 @@ async def signup(
 
     if as_json:
         # CR-1: a list may accept only the wordings its operator registered; checked before
-        # anything is counted or written, so a refused signup leaves no trace.
+        # the per-address limit counts the signup or anything is written.
         try:
             await wordings.check_signup_wording(session, mailing_list, wording)
         except UnregisteredWording as exc:

@@ -18,7 +18,11 @@ ListId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
 Version = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
 
 
-@router.post("", status_code=201, responses={200: {"description": "Already registered"}})
+@router.post(
+    "",
+    status_code=201,
+    responses={200: {"model": WordingOut, "description": "This text was registered already"}},
+)
 async def register_wording(
     list_id: ListId,
     body: WordingCreate,

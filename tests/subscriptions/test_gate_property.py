@@ -619,3 +619,38 @@ async def test_sg1_cc3_active_but_unconfirmed_double_opt_in_is_not_mailable(
         gate = await repo.check_gate(session, subscription.subscriber_id, subscription.list_id)
     assert gate.verdict is GateVerdict.NO_CONSENT
     assert gate.consent_event_id is None
+
+
+async def test_cc3_the_older_of_two_outstanding_requests_confirms_and_is_cited(
+    runtime: Runtime,
+) -> None:
+    """CC-3, CR-1 (issue #10.3): a person who signed up twice confirms with the first mail's
+    link; the subscription rests on that request. A request an opt-out ended never confirms,
+    even once a new signup makes the subscription pending again."""
+    harness = Harness(runtime)
+    await harness.start(other_double_opt_in=False)
+    for step in (Subscribe(0, "doi"), Subscribe(0, "doi"), Confirm(0, "doi", age=1)):
+        await harness.step(step)
+    first_request = harness.model.grants[(0, "doi")][0]
+    async with runtime.sessionmaker() as session:
+        subscription = (await session.scalars(select(Subscription))).one()
+        gate = await repo.check_gate(session, subscription.subscriber_id, subscription.list_id)
+        cited = await session.get(ConsentEvent, gate.consent_event_id)
+    assert gate.mailable
+    assert subscription.grant_event_id == first_request
+    assert cited is not None
+    assert cited.evidence["grant_event_id"] == first_request
+
+    for step in (
+        OptOut(0, "doi", sender_wide=False),
+        Subscribe(0, "doi"),
+        Confirm(0, "doi", age=2),  # the first request, from before the opt-out: over
+        Confirm(0, "doi", age=0),  # the new one
+    ):
+        await harness.step(step)
+    newest_request = harness.model.grants[(0, "doi")][-1]
+    async with runtime.sessionmaker() as session:
+        subscription = (await session.scalars(select(Subscription))).one()
+        gate = await repo.check_gate(session, subscription.subscriber_id, subscription.list_id)
+    assert gate.mailable
+    assert subscription.grant_event_id == newest_request

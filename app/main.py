@@ -108,10 +108,12 @@ def create_app(
     from app.subscribers.endpoints import router as subscribers_router
     from app.subscriptions.endpoints import router as consent_router
     from app.templates.endpoints import router as templates_router
+    from app.wordings.endpoints import router as wordings_router
 
     for router in (
         senders_router,
         lists_router,
+        wordings_router,
         subscribers_router,
         consent_router,
         templates_router,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -49,6 +49,9 @@ class ListCreate(BaseModel):
     # StrictBool: the document says boolean; 0 or "no" is refused rather than guessed at.
     double_opt_in: StrictBool = True
     language: Language = Language.JA
+    # CR-1: JSON signups must carry a registered wording. Not given: the default, which
+    # follows double_opt_in (on for a single opt-in list) for as long as it is not set.
+    require_registered_wording: StrictBool | None = None
 
 
 class ListUpdate(BaseModel):
@@ -63,6 +66,9 @@ class ListUpdate(BaseModel):
     purpose: Text5000 | None = None
     double_opt_in: StrictBool | None = None
     language: Language | None = None
+    # true or false sets it (kept when double_opt_in changes later); null returns it to the
+    # default, which follows double_opt_in.
+    require_registered_wording: StrictBool | None = None
 
     @field_validator("name", "slug", "sender_id", "purpose", "double_opt_in", "language")
     @classmethod
@@ -88,6 +94,10 @@ class ListOut(BaseModel):
     purpose: str
     double_opt_in: bool
     language: str
+    # The setting in force, and whether it is the operator's ("explicit") or follows
+    # double_opt_in ("default": on exactly when the list is single opt-in).
+    require_registered_wording: bool
+    require_registered_wording_source: Literal["default", "explicit"]
     subscriber_counts: SubscriberCounts
     created_at: datetime
     updated_at: datetime
@@ -102,6 +112,10 @@ class ListOut(BaseModel):
             purpose=mailing_list.purpose,
             double_opt_in=mailing_list.double_opt_in,
             language=mailing_list.language,
+            require_registered_wording=mailing_list.requires_registered_wording,
+            require_registered_wording_source=(
+                "default" if mailing_list.require_registered_wording is None else "explicit"
+            ),
             subscriber_counts=SubscriberCounts(
                 **{s.value: counts.get(s.value, 0) for s in SubscriptionStatus}
             ),

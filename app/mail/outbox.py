@@ -18,7 +18,15 @@ from sqlalchemy import select, update
 from app.addresses import mask_address, redact_addresses
 from app.mail.system_mail import SystemMail
 from app.mail.transport import SendFailure, Transport, retry_delay
-from app.models import MailingList, OutboxMessage, Sender, Subscriber, Subscription
+from app.models import (
+    ConsentEvent,
+    ConsentText,
+    MailingList,
+    OutboxMessage,
+    Sender,
+    Subscriber,
+    Subscription,
+)
 from app.models.base import utcnow
 from app.models.enums import OutboxStatus, SubscriptionStatus
 from app.runtime import Runtime
@@ -78,11 +86,28 @@ async def send_due(
                 )
             ).all()
         }
+        # CR-1: each mail quotes the wording recorded with its own request.
+        wordings: dict[int, str] = {
+            event_id: text
+            for event_id, text in (
+                await session.execute(
+                    select(ConsentEvent.id, ConsentText.text)
+                    .join(ConsentText, ConsentText.hash == ConsentEvent.consent_text_hash)
+                    .where(
+                        ConsentEvent.id.in_(
+                            [row.consent_event_id for row in rows if row.consent_event_id]
+                        )
+                    )
+                )
+            ).all()
+        }
         # No rollback(): it would expire the rows just read. Closing ends the read transaction.
     outcomes: list[tuple[int, OutboxStatus, str | None, int]] = []
     for row in rows:
         try:
-            outcomes.append(await _send_one(runtime, transport, system_mail, row, found, run))
+            outcomes.append(
+                await _send_one(runtime, transport, system_mail, row, found, wordings, run)
+            )
         except Exception as exc:
             # One mail that cannot even be built must not leave the batch unrecorded (the
             # others would go out again at the next lease): it fails alone, and is logged.
@@ -114,9 +139,13 @@ async def _send_one(
     system_mail: SystemMail,
     row: OutboxMessage,
     found: dict[int, Any],
+    wordings: dict[int, str],
     run: OutboxRun,
 ) -> tuple[int, OutboxStatus, str | None, int]:
-    """Send one confirmation mail; return (outbox id, new status, error, attempts)."""
+    """Send one confirmation mail; return (outbox id, new status, error, attempts).
+
+    The mail quotes the consent wording recorded with the request it is for, so that what the
+    person confirms with its link is that wording (CR-1, CC-3)."""
     target = found.get(row.subscription_id) if row.subscription_id is not None else None
     # Only a still-pending request for this very grant is confirmed by mail: after an opt-out,
     # a newer signup or an erasure, the mail is dropped (OO-7, CC-3).
@@ -135,6 +164,7 @@ async def _send_one(
         mailing_list=mailing_list,
         sender=sender,
         confirm_url=runtime.confirm_url(token),
+        consent_text=wordings.get(row.consent_event_id),
         expires_days=max(1, runtime.settings.confirm_token_max_age // 86400),
     )
     try:

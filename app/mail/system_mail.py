@@ -54,8 +54,12 @@ class SystemMail:
         sender: Sender,
         confirm_url: str,
         expires_days: int,
+        consent_text: str | None = None,
     ) -> bytes:
-        """CC-3: the confirmation request, with no advertising in it, only to the asking address."""
+        """CC-3: the confirmation request, with no advertising in it, only to the asking address.
+
+        It quotes the consent wording recorded with the request (CR-1): confirming is agreeing
+        to that wording, seen here, not only to whatever the signup page claimed to show."""
         lang = mailing_list.language if mailing_list.language in ("ja", "en") else "ja"
         context = {
             "lang": lang,
@@ -65,6 +69,7 @@ class SystemMail:
             "contact": sender_contact(sender),
             "confirm_url": confirm_url,
             "expires_days": expires_days,
+            "consent_text": consent_text,
         }
         subject = self._env.get_template(f"confirmation_subject_{lang}.txt").render(context)
         return self._message(

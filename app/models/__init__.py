@@ -13,6 +13,7 @@ from app.models.ledger_tombstone import LedgerTombstone
 from app.models.list_import import ListImport
 from app.models.mailing_list import MailingList
 from app.models.outbox_message import OutboxMessage
+from app.models.registered_wording import RegisteredWording
 from app.models.sender import Sender
 from app.models.subscriber import Subscriber
 from app.models.subscription import Subscription
@@ -33,6 +34,7 @@ __all__ = [
     "ListImport",
     "MailingList",
     "OutboxMessage",
+    "RegisteredWording",
     "Sender",
     "Subscriber",
     "Subscription",

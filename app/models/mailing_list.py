@@ -19,5 +19,16 @@ class MailingList(Base):
     purpose: Mapped[str] = mapped_column(Text)
     double_opt_in: Mapped[bool] = mapped_column(default=True)
     language: Mapped[str] = mapped_column(String(2), default="ja")
+    # CR-1: whether a JSON signup must carry one of the list's registered wordings. NULL: the
+    # default, which follows double_opt_in (on for a single opt-in list, where no confirmation
+    # mail shows the person the wording); True/False: set by the operator, kept as set.
+    require_registered_wording: Mapped[bool | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def requires_registered_wording(self) -> bool:
+        """The setting in force: the operator's, else on exactly when no confirmation follows."""
+        if self.require_registered_wording is not None:
+            return self.require_registered_wording
+        return not self.double_opt_in

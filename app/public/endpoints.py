@@ -53,6 +53,8 @@ from app.runtime import Runtime
 from app.subscriptions import service
 from app.subscriptions.service import RequestOrigin, UnsubscribeScope
 from app.tokens import ExpiredToken
+from app.wordings import service as wordings
+from app.wordings.service import UnregisteredWording
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,10 @@ _SIGNUP_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _page_or_error("No list has this slug"),
     413: _error("The body is too large"),
     415: _error("Neither a form nor JSON"),
-    422: _page_or_error("No consent, an invalid address or name (CC-1, SG-4)"),
+    422: _page_or_error(
+        "No consent, an invalid address or name (CC-1, SG-4); for JSON, a consent_text that "
+        "is not a registered wording of a list that requires one (CR-1)"
+    ),
     429: _page_or_error("Too many signups from this client; see Retry-After"),
     503: _error("The database cannot serve now"),
 }
@@ -515,6 +520,14 @@ async def signup(
         method = ConsentMethod.WEB_FORM
         source_url = f"{runtime.settings.base_url}/subscribe/{mailing_list.slug}?lang={lang}"
 
+    if as_json:
+        # CR-1: a list may accept only the wordings its operator registered; checked before
+        # the per-address limit counts the signup or anything is written.
+        try:
+            await wordings.check_signup_wording(session, mailing_list, wording)
+        except UnregisteredWording as exc:
+            return pages.json_error(exc)
+
     if not limits.per_address.hit(hasher(email)):
         log.warning(
             "signup swallowed: too many for one address list=%s address=%s",
@@ -548,6 +561,26 @@ def _token_error(exc: InvalidToken, *, kind: str) -> Response:
     return pages.error_page(key, status_code=400)
 
 
+def _confirmed_page(
+    result: service.ConfirmResult, mailing_list: MailingList, sender: Sender
+) -> Response:
+    lang = pick_lang(None, mailing_list.language)
+    t = Translator(lang)
+    paragraphs = [t("confirmed.body", sender=sender.name, list=mailing_list.name)]
+    if result is service.ConfirmResult.ALREADY_CONFIRMED:
+        paragraphs.append(t("confirmed.already"))
+    paragraphs.append(t("confirmed.optout"))
+    return pages.render(
+        "message.html",
+        lang=lang,
+        sender=sender,
+        mailing_list=mailing_list,
+        title=t("confirmed.title"),
+        paragraphs=paragraphs,
+        alert=False,
+    )
+
+
 @router.get(
     "/confirm/{token}",
     response_class=HTMLResponse,
@@ -556,20 +589,27 @@ def _token_error(exc: InvalidToken, *, kind: str) -> Response:
 async def confirm_page(
     token: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
-    """One button; changes nothing, so a link scanner opening the URL confirms nothing (CC-3)."""
+    """One button; changes nothing, so a link scanner opening the URL confirms nothing (CC-3).
+
+    The same decision as the button's (``service.confirmation_target``): the button is shown
+    only when pressing it will confirm; an already confirmed subscription says so, and a link
+    that can no longer confirm is a 400 page already here. Above the button, the wording
+    recorded with this request: what the person confirms (CR-1, CC-2, CC-5).
+    """
     try:
         grant_event_id = runtime.signer.read_confirm(token)
-        _event, _subscription, mailing_list, sender = await service.confirmation_target(
-            session, grant_event_id
-        )
+        target = await service.confirmation_target(session, grant_event_id)
     except InvalidToken as exc:
         return _token_error(exc, kind="confirm")
+    if target.result is service.ConfirmResult.ALREADY_CONFIRMED:
+        return _confirmed_page(target.result, target.mailing_list, target.sender)
     return pages.render(
         "confirm.html",
-        lang=pick_lang(None, mailing_list.language),
-        sender=sender,
-        mailing_list=mailing_list,
+        lang=pick_lang(None, target.mailing_list.language),
+        sender=target.sender,
+        mailing_list=target.mailing_list,
         action=request.url.path,
+        consent_text=target.consent_text,
     )
 
 
@@ -591,21 +631,7 @@ async def confirm(
     except InvalidToken as exc:
         await session.rollback()
         return _token_error(exc, kind="confirm")
-    lang = pick_lang(None, outcome.mailing_list.language)
-    t = Translator(lang)
-    paragraphs = [t("confirmed.body", sender=outcome.sender.name, list=outcome.mailing_list.name)]
-    if outcome.result is service.ConfirmResult.ALREADY_CONFIRMED:
-        paragraphs.append(t("confirmed.already"))
-    paragraphs.append(t("confirmed.optout"))
-    return pages.render(
-        "message.html",
-        lang=lang,
-        sender=outcome.sender,
-        mailing_list=outcome.mailing_list,
-        title=t("confirmed.title"),
-        paragraphs=paragraphs,
-        alert=False,
-    )
+    return _confirmed_page(outcome.result, outcome.mailing_list, outcome.sender)
 
 
 # --- unsubscribe ---------------------------------------------------------------------------

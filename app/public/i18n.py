@@ -89,6 +89,7 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
             "{sender}のメールマガジン「{list}」へのご登録を確認します。"
             "ご本人によるお申し込みであれば、下のボタンを押してください。"
         ),
+        "confirm.wording_heading": "ご確認いただく同意の内容",
         "confirm.button": "登録を確認する",
         "confirm.ignore": (
             "お心当たりがない場合は、このページを閉じてください。確認されない限り、配信は始まりません。"
@@ -189,6 +190,7 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
             "Confirm your subscription to the newsletter “{list}” from {sender}. If you asked "
             "for it, press the button below."
         ),
+        "confirm.wording_heading": "What you are agreeing to",
         "confirm.button": "Confirm subscription",
         "confirm.ignore": (
             "If you did not ask for this, close this page: nothing is sent unless you confirm."

@@ -22,7 +22,7 @@ from app.models import (
     Subscription,
     Suppression,
 )
-from app.models.enums import SubscriptionStatus, SuppressionScope
+from app.models.enums import ConsentEventKind, SubscriptionStatus, SuppressionScope
 
 
 class GateVerdict(StrEnum):
@@ -168,9 +168,14 @@ async def lift_suppressions(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def consent_text_hash(text: str) -> str:
+    """The key of a wording in consent_texts: the SHA-256 of its exact text (CR-1)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 async def store_consent_text(session: AsyncSession, text: str) -> str:
     """CR-1: each exact wording once, keyed by its SHA-256; returns the hash."""
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    digest = consent_text_hash(text)
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(
@@ -179,6 +184,51 @@ async def store_consent_text(session: AsyncSession, text: str) -> str:
         .on_conflict_do_nothing(index_elements=["hash"])
     )
     return digest
+
+
+async def consent_text(session: AsyncSession, text_hash: str | None) -> str | None:
+    """The wording stored under this hash (CR-1), or None."""
+    if text_hash is None:
+        return None
+    return await session.scalar(select(ConsentText.text).where(ConsentText.hash == text_hash))
+
+
+async def request_closed(session: AsyncSession, request: ConsentEvent) -> bool:
+    """CC-3: has something happened since this confirmation request that ends it?
+
+    A later request for the same list does not: the person may hold both mails, and either
+    link confirms. What ends a request is the person's (or an operator's) withdrawal covering
+    the list, a confirmation on the list, or a grant that needed no confirmation (an operator's
+    record): after any of these, the subscription's pending state, if any, is a new one that
+    this older link was never mailed for.
+    """
+    closing = select(ConsentEvent.id).where(
+        ConsentEvent.subscriber_id == request.subscriber_id,
+        ConsentEvent.id > request.id,
+        or_(
+            and_(
+                ConsentEvent.kind == ConsentEventKind.WITHDRAW,
+                or_(
+                    ConsentEvent.list_id == request.list_id,
+                    and_(
+                        ConsentEvent.list_id.is_(None),
+                        ConsentEvent.sender_id == request.sender_id,
+                    ),
+                ),
+            ),
+            and_(
+                ConsentEvent.list_id == request.list_id,
+                or_(
+                    ConsentEvent.kind == ConsentEventKind.CONFIRM,
+                    and_(
+                        ConsentEvent.kind == ConsentEventKind.GRANT,
+                        ConsentEvent.double_opt_in_requested_at.is_(None),
+                    ),
+                ),
+            ),
+        ),
+    )
+    return (await session.scalar(closing.limit(1))) is not None
 
 
 async def get_subscription(

@@ -204,6 +204,7 @@ async def subscribe(
 
 
 class ConfirmResult(StrEnum):
+    CONFIRMABLE = "confirmable"  # the link's request is outstanding: the button confirms it
     CONFIRMED = "confirmed"
     ALREADY_CONFIRMED = "already_confirmed"
 
@@ -213,25 +214,66 @@ class ConfirmOutcome:
     result: ConfirmResult
     mailing_list: MailingList
     sender: Sender
+    # The wording recorded with the request this link was mailed for: what the mail showed,
+    # what the confirm page shows, and so what the person confirms (CR-1).
+    consent_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmationTarget:
+    """What a confirm link would do now, decided once for the page (GET) and the button (POST)."""
+
+    result: ConfirmResult  # CONFIRMABLE or ALREADY_CONFIRMED
+    request: ConsentEvent  # the grant whose confirmation mail carried the link
+    subscription: Subscription
+    mailing_list: MailingList
+    sender: Sender
+    consent_text: str | None
+
+
+LINK_NOT_USABLE = "This confirmation link has been replaced or withdrawn."
 
 
 async def confirmation_target(
-    session: AsyncSession, grant_event_id: int
-) -> tuple[ConsentEvent, Subscription, MailingList, Sender]:
-    """Resolve a confirm token's event to what it confirms; InvalidToken if it no longer can."""
-    event = await session.get(ConsentEvent, grant_event_id)
+    session: AsyncSession, grant_event_id: int, *, for_update: bool = False
+) -> ConfirmationTarget:
+    """CC-3: the one decision on a confirm link, used by the page and by the button alike, so
+    that a link that shows a confirm button confirms and one that cannot says so at once.
+
+    - The subscription is confirmed already: the link says so (both ways), and changes nothing.
+    - The subscription is pending and the link's request is still outstanding: confirmable. A
+      person who signed up twice holds two mails; the link of either confirms, and the confirm
+      event records which request (and so which wording) it was.
+    - Anything else (the request was superseded by an opt-out, a confirmation, an operator's
+      record, an erasure; it never asked for confirmation): InvalidToken, a plain 400 page.
+
+    ``for_update`` locks the subscription row, as the POST does before it acts.
+    """
+    request = await session.get(ConsentEvent, grant_event_id)
     if (
-        event is None
-        or event.kind != ConsentEventKind.GRANT
-        or event.subscriber_id is None
-        or event.list_id is None
+        request is None
+        or request.kind != ConsentEventKind.GRANT
+        or request.subscriber_id is None
+        or request.list_id is None
+        or request.double_opt_in_requested_at is None
     ):
         raise InvalidToken("This confirmation link is not valid.")
-    subscription = await repo.get_subscription(session, event.subscriber_id, event.list_id)
+    subscription = await repo.get_subscription(
+        session, request.subscriber_id, request.list_id, for_update=for_update
+    )
     if subscription is None:
         raise InvalidToken("This confirmation link is not valid.")
-    mailing_list, sender = await _list_and_sender(session, event.list_id)
-    return event, subscription, mailing_list, sender
+    if subscription.status == SubscriptionStatus.ACTIVE and subscription.confirmed_at:
+        result = ConfirmResult.ALREADY_CONFIRMED
+    elif subscription.status == SubscriptionStatus.PENDING and (
+        subscription.grant_event_id == request.id or not await repo.request_closed(session, request)
+    ):
+        result = ConfirmResult.CONFIRMABLE
+    else:
+        raise InvalidToken(LINK_NOT_USABLE)
+    mailing_list, sender = await _list_and_sender(session, request.list_id)
+    consent_text = await repo.consent_text(session, request.consent_text_hash)
+    return ConfirmationTarget(result, request, subscription, mailing_list, sender, consent_text)
 
 
 async def confirm(
@@ -243,23 +285,20 @@ async def confirm(
 ) -> ConfirmOutcome:
     """The person confirms by the link mailed to them (CC-3): append a confirm event, make the
     subscription active, and, being the person's own confirmed opt-in, lift any suppression of
-    the address for this list and sender (OO-6)."""
-    event, subscription, mailing_list, sender = await confirmation_target(session, grant_event_id)
-    subscription = (
-        await repo.get_subscription(
-            session, subscription.subscriber_id, subscription.list_id, for_update=True
+    the address for this list and sender (OO-6).
+
+    What is confirmed is the request the link was mailed for, with the wording recorded for it:
+    the confirmation mail showed that wording and the confirm page shows it above the button
+    (CR-1, CC-2, CC-5). The confirm event references that request and its wording's hash, and
+    the subscription rests on that request from now on.
+    """
+    target = await confirmation_target(session, grant_event_id, for_update=True)
+    event, subscription = target.request, target.subscription
+    mailing_list, sender = target.mailing_list, target.sender
+    if target.result is ConfirmResult.ALREADY_CONFIRMED:
+        return ConfirmOutcome(
+            ConfirmResult.ALREADY_CONFIRMED, mailing_list, sender, target.consent_text
         )
-        or subscription
-    )
-    if subscription.grant_event_id != event.id:
-        if subscription.status == SubscriptionStatus.ACTIVE and subscription.confirmed_at:
-            return ConfirmOutcome(ConfirmResult.ALREADY_CONFIRMED, mailing_list, sender)
-        # A newer signup (or an opt-out) superseded the request this link was mailed for.
-        raise InvalidToken("This confirmation link has been replaced or withdrawn.")
-    if subscription.status == SubscriptionStatus.ACTIVE and subscription.confirmed_at:
-        return ConfirmOutcome(ConfirmResult.ALREADY_CONFIRMED, mailing_list, sender)
-    if subscription.status != SubscriptionStatus.PENDING:
-        raise InvalidToken("This confirmation link has been replaced or withdrawn.")
     now = utcnow()
     confirm_event = ConsentEvent(
         kind=ConsentEventKind.CONFIRM,
@@ -276,7 +315,12 @@ async def confirm(
         user_agent=origin.user_agent,
         consent_text_hash=event.consent_text_hash,
         purpose=event.purpose,
-        evidence={"grant_event_id": event.id},
+        evidence={
+            "grant_event_id": event.id,
+            # The confirmation mail that carried this link quoted the wording recorded with
+            # the request, and the confirm page repeats it above the button.
+            "wording_shown_at_confirmation": event.consent_text_hash is not None,
+        },
         double_opt_in_requested_at=event.double_opt_in_requested_at,
         confirmed_at=now,
         recorded_by=SUBJECT,
@@ -284,6 +328,7 @@ async def confirm(
     session.add(confirm_event)
     await session.flush()
     subscription.status = SubscriptionStatus.ACTIVE
+    subscription.grant_event_id = event.id
     subscription.confirm_event_id = confirm_event.id
     subscription.confirmed_at = now
     subscription.updated_at = now
@@ -294,7 +339,7 @@ async def confirm(
         list_id=mailing_list.id,
     )
     await session.flush()
-    return ConfirmOutcome(ConfirmResult.CONFIRMED, mailing_list, sender)
+    return ConfirmOutcome(ConfirmResult.CONFIRMED, mailing_list, sender, target.consent_text)
 
 
 @dataclass(frozen=True, slots=True)

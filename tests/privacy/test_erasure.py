@@ -210,6 +210,11 @@ async def test_ds3_an_erased_address_is_never_mailed_again(
     # Somebody signs the address up on a single opt-in list: it stays pending.
     changed = await admin.patch(f"/lists/{world.list_id}", json={"double_opt_in": False})
     assert changed.status_code == 200, changed.text
+    # A single opt-in list takes JSON signups only with its registered wordings (CR-1).
+    registered = await admin.post(
+        f"/lists/{world.list_id}/consent-texts", json={"text": CONSENT_WORDING}
+    )
+    assert registered.status_code == 201, registered.text
     signup = await client.post(
         "/subscribe/news",
         json={"email": "hanako@example.jp", "consent": True, "consent_text": CONSENT_WORDING},

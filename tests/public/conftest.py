@@ -11,9 +11,11 @@ import pytest
 
 from app.models import MailingList, Sender
 from app.runtime import Runtime
-from tests.public.factories import EN_PURPOSE, make_list, make_sender
+from tests.public.factories import EN_PURPOSE, make_list, make_sender, register_wording
 from tests.smtp import Received
 
+# What json_signup reports the customer's own form showed.
+JSON_WORDING = "ニュースレターの受け取りに同意します（株式会社承諾商事）"
 CONFIRM_URL = re.compile(r"https?://[^\s\"<>]+/confirm/[A-Za-z0-9_.\-]+")
 
 
@@ -30,8 +32,9 @@ async def news(runtime: Runtime, sender: Sender) -> MailingList:
 
 @pytest.fixture
 async def weekly(runtime: Runtime, sender: Sender) -> MailingList:
-    """A second list of the same sender, in English, single opt-in."""
-    return await make_list(
+    """A second list of the same sender, in English, single opt-in: JSON signups must carry a
+    registered wording (the default there), and the one ``json_signup`` sends is registered."""
+    weekly = await make_list(
         runtime,
         sender,
         name="Weekly Deals",
@@ -40,6 +43,8 @@ async def weekly(runtime: Runtime, sender: Sender) -> MailingList:
         double_opt_in=False,
         language="en",
     )
+    await register_wording(runtime, weekly, JSON_WORDING)
+    return weekly
 
 
 def consent_wording_of(page_html: str) -> str:
@@ -74,7 +79,7 @@ async def json_signup(
     body: dict[str, Any] = {
         "email": email,
         "consent": True,
-        "consent_text": "ニュースレターの受け取りに同意します（株式会社承諾商事）",
+        "consent_text": JSON_WORDING,
     }
     body.update(fields)
     return await client.post(f"/subscribe/{slug}", json=body)

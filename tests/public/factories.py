@@ -7,8 +7,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from app.models import ConsentEvent, MailingList, OutboxMessage, Sender, Subscriber, Subscription
+from app.models import (
+    ConsentEvent,
+    MailingList,
+    OutboxMessage,
+    RegisteredWording,
+    Sender,
+    Subscriber,
+    Subscription,
+)
 from app.runtime import Runtime
+from app.subscriptions.repository import store_consent_text
 
 SENDER_NAME = "株式会社承諾商事"
 POSTAL_ADDRESS = "〒100-0001 東京都千代田区千代田1-1"
@@ -46,6 +55,15 @@ async def make_list(runtime: Runtime, sender: Sender, **overrides: Any) -> Maili
         mailing_list = MailingList(**values)
         session.add(mailing_list)
     return mailing_list
+
+
+async def register_wording(runtime: Runtime, mailing_list: MailingList, text: str) -> None:
+    """Register a wording for the list, as ``POST /lists/{id}/consent-texts`` does (CR-1)."""
+    async with runtime.sessionmaker() as session, session.begin():
+        text_hash = await store_consent_text(session, text)
+        session.add(
+            RegisteredWording(list_id=mailing_list.id, version=1, consent_text_hash=text_hash)
+        )
 
 
 async def subscriber_by_email(runtime: Runtime, email: str) -> Subscriber | None:

@@ -222,3 +222,41 @@ async def test_cc2_english_form_and_a_bad_link_in_a_browser(
     text: Any = read_page(await page.content()).text
     assert "このリンクは無効か" in text
     assert "This link is not valid" in text
+
+
+async def test_cc3_cr1_double_signup_then_the_first_mails_link_confirms_in_a_browser(
+    live: LiveServer, browser: Browser, smtp_server: SmtpServer
+) -> None:
+    """Issue #10.3 as it was seen: a person signs up twice (the first mail was slow), opens the
+    link of the first mail, sees the button with the wording they agreed to, presses it, and is
+    subscribed; the confirm event names the first request (CC-3, CR-1)."""
+    runtime = live.runtime
+    sender = await make_sender(runtime)
+    news = await make_list(runtime, sender)
+    page = await browser.new_page(locale="ja-JP")
+    for sent in (1, 2):
+        await page.goto(f"{live.base_url}/subscribe/news")
+        await page.fill("#email", EMAIL)
+        await page.locator("#consent").check()
+        await _submit(page)
+        assert await page.inner_text("h1") == "確認メールをお送りしました"
+        await wait_for(lambda sent=sent: len(smtp_server.messages_to(EMAIL)) == sent)
+    first_mail, _second_mail = smtp_server.messages_to(EMAIL)
+    first_grant, second_grant = await events_of(runtime, EMAIL)
+
+    await page.goto(confirm_url_in(first_mail))
+    assert await page.inner_text("h1") == "ご登録の確認"
+    wording = await page.inner_text("#consent-wording")
+    assert SENDER_NAME in wording
+    assert "広告・宣伝を含みます" in wording
+    await _submit(page, "button")
+    assert await page.inner_text("h1") == "ご登録が完了しました"
+
+    active = await subscription_of(runtime, EMAIL, news.id)
+    assert active is not None
+    assert active.status == SubscriptionStatus.ACTIVE
+    confirm_event = (await events_of(runtime, EMAIL))[-1]
+    assert confirm_event.kind == ConsentEventKind.CONFIRM
+    assert confirm_event.evidence["grant_event_id"] == first_grant.id
+    assert confirm_event.consent_text_hash == first_grant.consent_text_hash
+    assert second_grant.kind == ConsentEventKind.GRANT

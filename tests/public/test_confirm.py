@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import time_machine
+from sqlalchemy import select
 
-from app.models import ConsentEvent, MailingList
+from app.models import ConsentEvent, ConsentText, MailingList
 from app.models.enums import ConsentEventKind, SubscriptionStatus
 from app.runtime import Runtime
 from app.subscriptions.repository import check_gate
@@ -23,7 +25,14 @@ from tests.public.conftest import (
     json_signup,
     text_part,
 )
-from tests.public.factories import PURPOSE, SENDER_NAME, count, events_of, subscription_of
+from tests.public.factories import (
+    PURPOSE,
+    SENDER_NAME,
+    count,
+    events_of,
+    subscriber_by_email,
+    subscription_of,
+)
 from tests.public.html import read_page
 from tests.smtp import SmtpServer
 
@@ -73,9 +82,22 @@ async def test_cc3_confirmation_mail_then_get_changes_nothing_then_post_activate
     assert url.startswith(f"{BASE_URL}/confirm/")
     assert set(URL.findall(text_part(message))) == {url}
     assert {u.rstrip("'") for u in URL.findall(html_part(message))} == {url}
-    assert PURPOSE not in text_part(message)
-    assert "セール" not in text_part(message)
-    assert "セール" not in html_part(message)
+    # CR-1: the mail quotes the wording recorded with the request, which states the purpose
+    # of use (CC-5); outside that quotation the mail says nothing of the list's offers.
+    async with runtime.sessionmaker() as session:
+        [grant] = (await session.scalars(select(ConsentEvent))).all()
+        wording = await session.scalar(
+            select(ConsentText.text).where(ConsentText.hash == grant.consent_text_hash)
+        )
+    assert wording is not None
+    assert PURPOSE in wording
+    text = text_part(message).replace("\r\n", "\n")
+    assert wording in text
+    assert PURPOSE not in text.replace(wording, "")
+    assert "セール" not in text.replace(wording, "")
+    html_text = html_part(message).replace("\r\n", "\n")
+    assert html.escape(wording, quote=False) in html_text
+    assert "セール" not in html_text.replace(html.escape(wording, quote=False), "")
     assert SENDER_NAME in text_part(message)
     # The token does not carry the address, not even inside its encoded payload.
     token = url.rsplit("/", 1)[1]
@@ -122,13 +144,19 @@ async def test_cc3_confirmation_mail_then_get_changes_nothing_then_post_activate
     assert confirm.ip == "203.0.113.7"
     assert confirm.user_agent == "Mail Reader/1.0"
     assert confirm.confirmed_at is not None
-    assert confirm.evidence == {"grant_event_id": grant.id}
+    # The confirm event references the request and the wording it quoted (CR-1).
+    assert confirm.evidence == {"grant_event_id": grant.id, "wording_shown_at_confirmation": True}
+    assert confirm.consent_text_hash == grant.consent_text_hash
     assert gate.consent_event_id == confirm.id
 
-    # Pressing the button again is harmless.
+    # Pressing the button again is harmless, and opening the link again shows no button.
     again = await client.post(path)
     assert again.status_code == 200
     assert "すでに確認済み" in again.text
+    reopened = await client.get(path)
+    assert reopened.status_code == 200
+    assert "すでに確認済み" in reopened.text
+    assert read_page(reopened.text).forms() == []
     assert len(await events_of(runtime, "hanako@example.jp")) == 2
 
 
@@ -193,12 +221,115 @@ async def test_cc3_tampered_or_foreign_confirm_links_are_400_pages(
     assert await count(runtime, ConsentEvent) == 1
 
 
-async def test_cc3_a_superseded_confirm_link_is_a_400_page(
+async def test_cc3_cr1_either_link_of_a_double_signup_confirms_the_wording_it_showed(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    news: MailingList,
+    smtp_server: SmtpServer,
+    outbox: Any,
+) -> None:
+    """Issue #10.3: the person signs up twice (the first mail was slow) and uses the link of the
+    first mail: its page shows the button and the first request's wording, the button confirms,
+    and the confirm event names that request and that wording (CC-3, CR-1)."""
+    first_wording = "ニュースレター（広告を含む）の受け取りに同意します。初版の文言"
+    second_wording = "ニュースレター（広告を含む）の受け取りに同意します。改訂版の文言"
+    email = "hanako@example.jp"
+    assert (await json_signup(client, "news", email, consent_text=first_wording)).status_code == 202
+    assert (await outbox()).sent == 1
+    assert (
+        await json_signup(client, "news", email, consent_text=second_wording)
+    ).status_code == 202
+    assert (await outbox()).sent == 1
+    first_mail, second_mail = smtp_server.messages_to(email)
+    # Each mail quotes the wording recorded with its own request, in both parts (CR-1).
+    for mail, wording, other in (
+        (first_mail, first_wording, second_wording),
+        (second_mail, second_wording, first_wording),
+    ):
+        assert wording in text_part(mail.message)
+        assert wording in html_part(mail.message)
+        assert other not in text_part(mail.message)
+    first_path = confirm_url_in(first_mail).removeprefix(BASE_URL)
+    second_path = confirm_url_in(second_mail).removeprefix(BASE_URL)
+
+    page = await client.get(first_path)
+    assert page.status_code == 200
+    shown = read_page(page.text)
+    [form] = shown.forms()
+    assert form.attrs["action"] == first_path
+    assert first_wording in shown.text
+    assert second_wording not in shown.text
+
+    done = await client.post(first_path)
+    assert done.status_code == 200
+    assert "ご登録が完了しました" in done.text
+    first_grant, second_grant, confirm = await events_of(runtime, email)
+    assert confirm.kind == ConsentEventKind.CONFIRM
+    assert confirm.evidence == {
+        "grant_event_id": first_grant.id,
+        "wording_shown_at_confirmation": True,
+    }
+    assert confirm.consent_text_hash == first_grant.consent_text_hash
+    assert first_grant.consent_text_hash != second_grant.consent_text_hash
+    async with runtime.sessionmaker() as session:
+        confirmed_text = await session.scalar(
+            select(ConsentText.text).where(ConsentText.hash == confirm.consent_text_hash)
+        )
+    assert confirmed_text == first_wording
+    active = await subscription_of(runtime, email, news.id)
+    assert active is not None
+    assert active.status == SubscriptionStatus.ACTIVE
+    assert active.grant_event_id == first_grant.id
+    async with runtime.sessionmaker() as session:
+        assert (await check_gate(session, active.subscriber_id, news.id)).consent_event_id == (
+            confirm.id
+        )
+
+    # The second mail's link now says it is done, on GET as on POST, and records nothing.
+    for response in (await client.get(second_path), await client.post(second_path)):
+        assert response.status_code == 200
+        assert "すでに確認済み" in response.text
+        assert read_page(response.text).forms() == []
+    assert len(await events_of(runtime, email)) == 3
+
+
+async def test_cc3_a_link_that_cannot_confirm_says_so_already_on_get(
     client: httpx.AsyncClient, runtime: Runtime, news: MailingList
 ) -> None:
-    first = await _pending(client, runtime, "hanako@example.jp", news.id)
-    second = await _pending(client, runtime, "hanako@example.jp", news.id)
-    _assert_plain_400_page(await client.post(f"/confirm/{first}"))
-    assert (await client.post(f"/confirm/{second}")).status_code == 200
-    # Once confirmed, the older link just says so again rather than failing.
-    assert (await client.post(f"/confirm/{first}")).status_code == 200
+    """Issue #10.3: a request withdrawn by an opt-out is over. Its link shows no button but the
+    400 page at once, and still does after a new signup makes the subscription pending again;
+    only the new request's link confirms (CC-3, OO-6)."""
+    email = "hanako@example.jp"
+    before_optout = await _pending(client, runtime, email, news.id)
+    subscriber = await subscriber_by_email(runtime, email)
+    assert subscriber is not None
+    unsubscribe = runtime.signer.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash)
+    assert (await client.post(f"/unsubscribe/{unsubscribe}")).status_code == 200
+
+    for response in (
+        await client.get(f"/confirm/{before_optout}"),
+        await client.post(f"/confirm/{before_optout}"),
+    ):
+        _assert_plain_400_page(response)
+        assert "このリンクは無効か" in response.text
+        assert read_page(response.text).forms() == []
+
+    # The person signs up again: pending again, on a new request.
+    after_optout = await _pending(client, runtime, email, news.id)
+    for response in (
+        await client.get(f"/confirm/{before_optout}"),
+        await client.post(f"/confirm/{before_optout}"),
+    ):
+        _assert_plain_400_page(response)
+    still = await subscription_of(runtime, email, news.id)
+    assert still is not None
+    assert still.status == SubscriptionStatus.PENDING
+    assert [e.kind for e in await events_of(runtime, email)] == ["grant", "withdraw", "grant"]
+
+    page = await client.get(f"/confirm/{after_optout}")
+    assert page.status_code == 200
+    assert len(read_page(page.text).forms()) == 1
+    assert (await client.post(f"/confirm/{after_optout}")).status_code == 200
+    *_, new_grant, confirm = await events_of(runtime, email)
+    assert confirm.kind == ConsentEventKind.CONFIRM
+    assert confirm.evidence["grant_event_id"] == new_grant.id

@@ -136,6 +136,11 @@ class Model:
     subscribers: set[int] = field(default_factory=set)
     subscriptions: dict[tuple[int, str], ModelSubscription] = field(default_factory=dict)
     grants: dict[tuple[int, str], list[int]] = field(default_factory=dict)
+    # CC-3: the grants that asked for confirmation (a mail with a link went out for them), and
+    # those still outstanding: a later request does not close one; a withdrawal covering the
+    # list, a confirmation, or a grant that needed none does.
+    requests: set[int] = field(default_factory=set)
+    open_requests: dict[tuple[int, str], set[int]] = field(default_factory=dict)
     # (address index, scope, list key / sender key / GLOBAL)
     suppressions: set[tuple[int, str, str]] = field(default_factory=set)
 
@@ -180,11 +185,15 @@ class Model:
                     return "skipped", []
                 sub = self.subscriptions[(who, lst)]
                 confirmed = sub.status is SubscriptionStatus.ACTIVE and sub.confirm_id is not None
-                if grant_id != sub.grant_id:  # a stale link never (re)activates anything
-                    return ("already_confirmed" if confirmed else "invalid_token"), []
+                if grant_id not in self.requests:  # no confirmation mail, no such link
+                    return "invalid_token", []
                 if confirmed:
                     return "already_confirmed", []
-                if sub.status is SubscriptionStatus.PENDING:
+                # Issue #10.3: the link of any outstanding request of a pending subscription
+                # confirms; a link whose request is over never (re)activates anything.
+                if sub.status is SubscriptionStatus.PENDING and grant_id in self.open_requests.get(
+                    (who, lst), set()
+                ):
                     return "confirmed", [("confirm", who, lst, SENDER_OF[lst])]
                 return "invalid_token", []
             case RecordConsent(who, lst):
@@ -213,10 +222,20 @@ class Model:
                 self.subscriptions[(who, lst)].status = (
                     SubscriptionStatus.PENDING if needs else SubscriptionStatus.ACTIVE
                 )
+                if needs:
+                    self.requests.add(new_event_ids[0])
+                    self.open_requests.setdefault((who, lst), set()).add(new_event_ids[0])
+                else:
+                    self.open_requests.pop((who, lst), None)
             case Confirm(who, lst) if new_event_ids:
                 sub = self.subscriptions[(who, lst)]
                 sub.status = SubscriptionStatus.ACTIVE
+                # The subscription rests on the request whose link was used.
+                grant_id = self.confirm_target(step)
+                assert grant_id is not None
+                sub.grant_id = grant_id
                 sub.confirm_id = new_event_ids[0]
+                self.open_requests.pop((who, lst), None)
                 # OO-6: the person's own confirmed opt-in lifts the list's and its sender's.
                 self.suppressions -= {
                     (who, "list", lst),
@@ -226,10 +245,16 @@ class Model:
             case RecordConsent(who, lst) if new_event_ids:
                 self._grant(who, lst, new_event_ids[0], needs_confirmation=False)
                 self.subscriptions[(who, lst)].status = SubscriptionStatus.ACTIVE
+                self.open_requests.pop((who, lst), None)
             case OptOut(who, lst, sender_wide) | Unsubscribe(who, lst, sender_wide):
                 if new_event_ids:
                     for sub in self._to_unsubscribe(who, lst, sender_wide):
                         sub.status = SubscriptionStatus.UNSUBSCRIBED
+                    for w, other in list(self.open_requests):
+                        if w == who and (
+                            other == lst or (sender_wide and SENDER_OF[other] == SENDER_OF[lst])
+                        ):
+                            del self.open_requests[(w, other)]
                     self.suppressions.add((who, *self._scope(lst, sender_wide)))
             case SuppressEverywhere(who):
                 self.suppressions.add((who, "global", GLOBAL))
@@ -594,3 +619,38 @@ async def test_sg1_cc3_active_but_unconfirmed_double_opt_in_is_not_mailable(
         gate = await repo.check_gate(session, subscription.subscriber_id, subscription.list_id)
     assert gate.verdict is GateVerdict.NO_CONSENT
     assert gate.consent_event_id is None
+
+
+async def test_cc3_the_older_of_two_outstanding_requests_confirms_and_is_cited(
+    runtime: Runtime,
+) -> None:
+    """CC-3, CR-1 (issue #10.3): a person who signed up twice confirms with the first mail's
+    link; the subscription rests on that request. A request an opt-out ended never confirms,
+    even once a new signup makes the subscription pending again."""
+    harness = Harness(runtime)
+    await harness.start(other_double_opt_in=False)
+    for step in (Subscribe(0, "doi"), Subscribe(0, "doi"), Confirm(0, "doi", age=1)):
+        await harness.step(step)
+    first_request = harness.model.grants[(0, "doi")][0]
+    async with runtime.sessionmaker() as session:
+        subscription = (await session.scalars(select(Subscription))).one()
+        gate = await repo.check_gate(session, subscription.subscriber_id, subscription.list_id)
+        cited = await session.get(ConsentEvent, gate.consent_event_id)
+    assert gate.mailable
+    assert subscription.grant_event_id == first_request
+    assert cited is not None
+    assert cited.evidence["grant_event_id"] == first_request
+
+    for step in (
+        OptOut(0, "doi", sender_wide=False),
+        Subscribe(0, "doi"),
+        Confirm(0, "doi", age=2),  # the first request, from before the opt-out: over
+        Confirm(0, "doi", age=0),  # the new one
+    ):
+        await harness.step(step)
+    newest_request = harness.model.grants[(0, "doi")][-1]
+    async with runtime.sessionmaker() as session:
+        subscription = (await session.scalars(select(Subscription))).one()
+        gate = await repo.check_gate(session, subscription.subscriber_id, subscription.list_id)
+    assert gate.mailable
+    assert subscription.grant_event_id == newest_request

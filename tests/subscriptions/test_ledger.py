@@ -247,7 +247,11 @@ async def test_cr1_web_signup_and_its_confirmation_record_the_full_evidence(
     assert confirmation.double_opt_in_requested_at == grant.double_opt_in_requested_at
     assert grant.occurred_at <= assert_utc(confirmation.confirmed_at) <= after
     assert assert_utc(confirmation.occurred_at) == confirmation.confirmed_at
-    assert confirmation.evidence == {"grant_event_id": grant.id}
+    # The request confirmed, and that its wording was shown (in the mail, on the page).
+    assert confirmation.evidence == {
+        "grant_event_id": grant.id,
+        "wording_shown_at_confirmation": True,
+    }
     assert confirmation.recorded_by == "subject"
 
     async with runtime.sessionmaker() as session:

@@ -23,12 +23,13 @@ from app.models import (
     ConsentText,
     MailingList,
     OutboxMessage,
+    RegisteredWording,
     Sender,
     Subscriber,
     Subscription,
 )
 from app.models.base import utcnow
-from app.models.enums import OutboxStatus, SubscriptionStatus
+from app.models.enums import ConsentMethod, OutboxStatus, SubscriptionStatus
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -86,12 +87,24 @@ async def send_due(
                 )
             ).all()
         }
-        # CR-1: each mail quotes the wording recorded with its own request.
-        wordings: dict[int, str] = {
-            event_id: text
-            for event_id, text in (
+        # CR-1: each mail quotes the wording recorded with its own request, when that wording
+        # is the operator's own: the hosted form's, or one registered for the list. A wording
+        # an anonymous caller made up is not mailed to the address it names (CC-3: the mail
+        # carries nothing but the request; no relay for a stranger's text), only shown on the
+        # confirm page, which the address's owner opens.
+        registered = (
+            select(RegisteredWording.id)
+            .where(
+                RegisteredWording.list_id == ConsentEvent.list_id,
+                RegisteredWording.consent_text_hash == ConsentEvent.consent_text_hash,
+            )
+            .exists()
+        )
+        wordings: dict[int, str | None] = {
+            event_id: text if method == ConsentMethod.WEB_FORM or is_registered else None
+            for event_id, text, method, is_registered in (
                 await session.execute(
-                    select(ConsentEvent.id, ConsentText.text)
+                    select(ConsentEvent.id, ConsentText.text, ConsentEvent.method, registered)
                     .join(ConsentText, ConsentText.hash == ConsentEvent.consent_text_hash)
                     .where(
                         ConsentEvent.id.in_(
@@ -139,7 +152,7 @@ async def _send_one(
     system_mail: SystemMail,
     row: OutboxMessage,
     found: dict[int, Any],
-    wordings: dict[int, str],
+    wordings: dict[int, str | None],
     run: OutboxRun,
 ) -> tuple[int, OutboxStatus, str | None, int]:
     """Send one confirmation mail; return (outbox id, new status, error, attempts).
@@ -165,6 +178,7 @@ async def _send_one(
         sender=sender,
         confirm_url=runtime.confirm_url(token),
         consent_text=wordings.get(row.consent_event_id),
+        wording_on_page=row.consent_event_id in wordings,
         expires_days=max(1, runtime.settings.confirm_token_max_age // 86400),
     )
     try:

@@ -55,11 +55,14 @@ class SystemMail:
         confirm_url: str,
         expires_days: int,
         consent_text: str | None = None,
+        wording_on_page: bool = False,
     ) -> bytes:
         """CC-3: the confirmation request, with no advertising in it, only to the asking address.
 
         It quotes the consent wording recorded with the request (CR-1): confirming is agreeing
-        to that wording, seen here, not only to whatever the signup page claimed to show."""
+        to that wording, seen here, not only to whatever the signup page claimed to show. A
+        wording the operator did not write or register is not quoted (``consent_text`` None,
+        ``wording_on_page``): the mail then says the confirm page shows it."""
         lang = mailing_list.language if mailing_list.language in ("ja", "en") else "ja"
         context = {
             "lang": lang,
@@ -70,6 +73,7 @@ class SystemMail:
             "confirm_url": confirm_url,
             "expires_days": expires_days,
             "consent_text": consent_text,
+            "wording_on_page": wording_on_page and not consent_text,
         }
         subject = self._env.get_template(f"confirmation_subject_{lang}.txt").render(context)
         return self._message(

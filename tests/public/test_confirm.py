@@ -223,6 +223,7 @@ async def test_cc3_tampered_or_foreign_confirm_links_are_400_pages(
 
 async def test_cc3_cr1_either_link_of_a_double_signup_confirms_the_wording_it_showed(
     client: httpx.AsyncClient,
+    admin: httpx.AsyncClient,
     runtime: Runtime,
     news: MailingList,
     smtp_server: SmtpServer,
@@ -234,6 +235,10 @@ async def test_cc3_cr1_either_link_of_a_double_signup_confirms_the_wording_it_sh
     first_wording = "ニュースレター（広告を含む）の受け取りに同意します。初版の文言"
     second_wording = "ニュースレター（広告を含む）の受け取りに同意します。改訂版の文言"
     email = "hanako@example.jp"
+    # The operator's site showed two versions of its wording, both registered for the list.
+    for wording in (first_wording, second_wording):
+        registered = await admin.post(f"/lists/{news.id}/consent-texts", json={"text": wording})
+        assert registered.status_code == 201, registered.text
     assert (await json_signup(client, "news", email, consent_text=first_wording)).status_code == 202
     assert (await outbox()).sent == 1
     assert (
@@ -333,3 +338,27 @@ async def test_cc3_a_link_that_cannot_confirm_says_so_already_on_get(
     *_, new_grant, confirm = await events_of(runtime, email)
     assert confirm.kind == ConsentEventKind.CONFIRM
     assert confirm.evidence["grant_event_id"] == new_grant.id
+
+
+async def test_cc3_a_strangers_unregistered_wording_is_not_mailed_only_shown_on_the_page(
+    client: httpx.AsyncClient,
+    news: MailingList,
+    smtp_server: SmtpServer,
+    outbox: Any,
+) -> None:
+    """CC-3: the confirmation mail carries nothing but the request. A wording the operator did
+    not write or register (anyone can post one to a list that does not require registered
+    wordings) is not relayed to the address it names; the confirm page, which only the
+    address's owner opens, shows it, and the mail says so (CR-1)."""
+    advert = "格安セール開催中！今すぐ https://spam.example/ へ"
+    email = "hanako@example.jp"
+    assert (await json_signup(client, "news", email, consent_text=advert)).status_code == 202
+    assert (await outbox()).sent == 1
+    [mail] = smtp_server.messages_to(email)
+    for part in (text_part(mail.message), html_part(mail.message)):
+        assert "spam.example" not in part
+        assert "格安セール" not in part
+        assert "確認ページに表示されます" in part
+    page = await client.get(confirm_url_in(mail).removeprefix(BASE_URL))
+    assert page.status_code == 200
+    assert advert in read_page(page.text).text

@@ -40,7 +40,7 @@ from app.models.enums import (
 )
 from app.subscribers import repository as subscribers_repo
 from app.subscriptions import repository as repo
-from app.tokens import UnsubscribeClaim
+from app.tokens import UnsubscribeClaim, prefix_matches
 
 log = logging.getLogger(__name__)
 
@@ -509,7 +509,7 @@ async def unsubscribe_target(
     sender = await session.get(Sender, mailing_list.sender_id)
     assert sender is not None
     subscriber = await session.get(Subscriber, claim.subscriber_id)
-    if subscriber is not None and not subscriber.address_hash.startswith(claim.address_hash_prefix):
+    if subscriber is not None and not prefix_matches(claim, subscriber.address_hash):
         # The id was re-used after an erasure: this link belongs to somebody else, who is
         # already suppressed for good.
         subscriber = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 
 from app.models import ConsentEvent, MailingList, OutboxMessage, Suppression
@@ -17,7 +18,7 @@ from app.models.enums import (
 )
 from app.runtime import Runtime
 from app.subscriptions.repository import GateVerdict, check_gate
-from app.tokens import TokenSigner
+from app.tokens import HASH_PREFIX_LENGTH, UNSUBSCRIBE_SALT, TokenSigner
 from tests.conftest import TEST_KEYS
 from tests.public.conftest import confirm_url_in, json_signup
 from tests.public.factories import SENDER_NAME, events_of, subscriber_by_email, subscription_of
@@ -198,6 +199,33 @@ async def test_oo3_tampered_unsubscribe_link_is_a_plain_400_page(
             assert "set-cookie" not in response.headers
     assert await _statuses(runtime, news, weekly) == ["active", "active"]
     assert await _withdrawals(runtime) == []
+
+
+async def test_oo4_token_with_an_empty_or_short_address_prefix_is_a_plain_400_page(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> None:
+    """Signed with the real key but naming no (or part of an) address-hash prefix: such a token
+    once matched whichever subscriber held the id. Now it is refused like any bad link."""
+    await _active_on_both(client, runtime, news, weekly)
+    subscriber = await subscriber_by_email(runtime, EMAIL)
+    assert subscriber is not None
+    # Exactly what an attacker holding the key (or finding a signing oracle) would write.
+    forger = URLSafeSerializer(list(reversed(TEST_KEYS)), salt=UNSUBSCRIBE_SALT)
+    full = subscriber.address_hash[:HASH_PREFIX_LENGTH]
+    for prefix in ("", full[:1], full[:-1], full.upper(), full + "0", " " * HASH_PREFIX_LENGTH):
+        forged = forger.dumps([subscriber.id, news.id, prefix])
+        for response in (
+            await client.get(f"/unsubscribe/{forged}"),
+            await client.post(f"/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"}),
+        ):
+            assert response.status_code == 400, prefix
+            assert "このリンクは無効か" in response.text
+            assert "ha***" not in response.text  # no masked address of anybody
+    assert await _statuses(runtime, news, weekly) == ["active", "active"]
+    assert await _withdrawals(runtime) == []
+    # The genuine token, with the full prefix, still works.
+    genuine = forger.dumps([subscriber.id, news.id, full])
+    assert (await client.get(f"/unsubscribe/{genuine}")).status_code == 200
 
 
 async def test_oo4_link_signed_with_an_older_key_still_unsubscribes(

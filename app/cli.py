@@ -33,11 +33,14 @@ def migrate(settings: Settings) -> None:
     from alembic import command
     from alembic.config import Config
 
+    from app.db import create_private_sqlite_file
+
     if settings.is_sqlite:
         # Make sure the directory of a relative SQLite file exists.
         path = settings.database_url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        create_private_sqlite_file(settings.database_url)
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))

@@ -39,7 +39,7 @@ def create_app(
     process; on PostgreSQL the sending is done by ``shodaku worker`` processes."""
     settings = settings or Settings()
     runtime = Runtime.build(settings)
-    mail_transport = transport or make_transport(settings)
+    mail_transport = transport or make_transport(settings, runtime.recipient_hash)
     system_mail = SystemMail()
     with_sender = settings.is_sqlite if run_sender is None else run_sender
 

@@ -54,6 +54,8 @@ def _serve(args: argparse.Namespace) -> None:
     from app.main import create_app
 
     settings = _settings()
+    if args.forwarded_allow_ips is not None:
+        settings = settings.model_copy(update={"forwarded_allow_ips": args.forwarded_allow_ips})
     _configure_logging()
     migrate(settings)
     app = create_app(settings, run_sender=True if args.with_worker else None)
@@ -64,8 +66,9 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         access_log=False,
         log_level="info",
-        proxy_headers=args.forwarded_allow_ips is not None,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        # The application reads forwarded headers itself (app/forwarded.py), from the proxies
+        # in SHODAKU_FORWARDED_ALLOW_IPS only, and warns when they arrive from anyone else.
+        proxy_headers=False,
     )
 
 
@@ -135,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--forwarded-allow-ips",
         default=None,
         help="behind a reverse proxy: the proxy addresses whose X-Forwarded-For is trusted "
-        "(the client address is recorded with consent and used for signup limits)",
+        "(the client address is recorded with consent and used for signup limits); "
+        "default SHODAKU_FORWARDED_ALLOW_IPS",
     )
     serve.set_defaults(func=_serve)
 

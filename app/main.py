@@ -14,6 +14,7 @@ from app.access_log import AccessLogMiddleware
 from app.body_limit import MIB, BodyLimitMiddleware
 from app.config import Settings
 from app.errors import API_ERROR_RESPONSES, error_responses, install_error_handlers
+from app.forwarded import ForwardedHeadersMiddleware
 from app.mail.outbox import run_outbox_sender
 from app.mail.system_mail import SystemMail
 from app.mail.transport import Transport, make_transport
@@ -90,6 +91,8 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, default=BODY_LIMIT, by_prefix=BODY_LIMITS_BY_PREFIX)
     app.add_middleware(AccessLogMiddleware)
+    # Outermost: the access log, the signup limits and the consent records see the client.
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
 
     from app.campaigns.endpoints import router as campaigns_router
     from app.health import router as health_router

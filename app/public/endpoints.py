@@ -172,8 +172,8 @@ def _is_json(request: Request) -> bool:
 
 
 def _client_ip(request: Request) -> str | None:
-    # The peer address as the server sees it. Behind a reverse proxy, run uvicorn with
-    # --proxy-headers and --forwarded-allow-ips so that this is the client, not the proxy.
+    # The peer address, or the client's when the peer is a trusted proxy: behind a reverse
+    # proxy, SHODAKU_FORWARDED_ALLOW_IPS makes this the client, not the proxy (app/forwarded.py).
     return request.client.host if request.client else None
 
 

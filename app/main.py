@@ -18,6 +18,7 @@ from app.forwarded import ForwardedHeadersMiddleware
 from app.mail.outbox import run_outbox_sender
 from app.mail.system_mail import SystemMail
 from app.mail.transport import Transport, make_transport
+from app.public.answer_time import SignupAnswerFloor
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def create_app(
     app.state.system_mail = system_mail
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, default=BODY_LIMIT, by_prefix=BODY_LIMITS_BY_PREFIX)
+    app.add_middleware(SignupAnswerFloor, floor=settings.signup_answer_floor)
     app.add_middleware(AccessLogMiddleware)
     # Outermost: the access log, the signup limits and the consent records see the client.
     app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import Integer, text
 
 from app.db import make_engine
@@ -17,7 +18,7 @@ from app.models import Base
 from tests.conftest import _alembic_config
 from tests.test_cli import _env, _run
 
-PREVIOUS_HEAD = "7c3e9a1f4b20"
+IDS_NEVER_REUSED = "941aae4236c1"
 
 
 def _id_tables() -> list[str]:
@@ -52,7 +53,10 @@ def test_ds6_no_table_ever_reuses_an_id_on_sqlite(tmp_path: Path) -> None:
             "INSERT INTO subscribers (id, email, address_hash, attributes, created_at, updated_at)"
             " VALUES (5, 'a@example.jp', 'h', '{}', '2026-01-01', '2026-01-01')"
         )
-    command.downgrade(config, PREVIOUS_HEAD)
+    # Back to just before this migration, wherever the chain puts it.
+    before = ScriptDirectory.from_config(config).get_revision(IDS_NEVER_REUSED).down_revision
+    assert isinstance(before, str)
+    command.downgrade(config, before)
     assert _autoincrement(path)["subscribers"] is False
     command.upgrade(config, "head")
     with sqlite3.connect(path) as conn:

@@ -20,6 +20,12 @@ COPY migrations ./migrations
 COPY email_templates ./email_templates
 RUN pip install --no-cache-dir -e .
 
+# Behind a reverse proxy (the usual case for a container), set the proxy's address or network,
+# e.g. `docker run -e SHODAKU_FORWARDED_ALLOW_IPS=172.18.0.0/16 …`: otherwise every visitor
+# shares one per-IP signup limit and consent records hold the proxy's address (README, "Behind
+# a reverse proxy"). Empty: no proxy trusted; the log warns at the first forwarded request.
+ENV SHODAKU_FORWARDED_ALLOW_IPS=
+
 USER 10001
 VOLUME ["/data"]
 EXPOSE 8000

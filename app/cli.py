@@ -120,11 +120,14 @@ def migrate(settings: Settings) -> None:
     """``alembic upgrade head`` against the configured database."""
     from alembic import command
 
+    from app.db import create_private_sqlite_file
+
     if settings.is_sqlite:
         # Make sure the directory of a relative SQLite file exists.
         path = _sqlite_path(settings)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_sqlite_file(settings.database_url)
     command.upgrade(_alembic_config(settings), "head")
 
 
@@ -135,6 +138,8 @@ def _serve(args: argparse.Namespace) -> None:
 
     configured = _settings()
     settings = configured.served_at(args.host, args.port)
+    if args.forwarded_allow_ips is not None:
+        settings = settings.model_copy(update={"forwarded_allow_ips": args.forwarded_allow_ips})
     _configure_logging()
     if not configured.base_url_given:
         logging.getLogger("shodaku").warning(
@@ -151,8 +156,9 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         access_log=False,
         log_level="info",
-        proxy_headers=args.forwarded_allow_ips is not None,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        # The application reads forwarded headers itself (app/forwarded.py), from the proxies
+        # in SHODAKU_FORWARDED_ALLOW_IPS only, and warns when they arrive from anyone else.
+        proxy_headers=False,
     )
 
 
@@ -222,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--forwarded-allow-ips",
         default=None,
         help="behind a reverse proxy: the proxy addresses whose X-Forwarded-For is trusted "
-        "(the client address is recorded with consent and used for signup limits)",
+        "(the client address is recorded with consent and used for signup limits); "
+        "default SHODAKU_FORWARDED_ALLOW_IPS",
     )
     serve.set_defaults(func=_serve)
 

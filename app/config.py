@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     signup_limit_per_ip: int = Field(default=20, ge=0)
     signup_limit_per_address: int = Field(default=3, ge=0)
     signup_limit_window: int = Field(default=3600, ge=1)
+    # Seconds a signup's answer is held, counted from its arrival, so that its timing does not
+    # tell a known address from an unknown one; 0 turns it off (app/public/answer_time.py).
+    signup_answer_floor: float = Field(default=0.25, ge=0, le=10)
+    # Reverse proxies whose X-Forwarded-For names the client (comma-separated IPs or networks,
+    # "*" for any); unset trusts none (app/forwarded.py).
+    forwarded_allow_ips: str | None = None
 
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
 

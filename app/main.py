@@ -15,10 +15,12 @@ from app.api_docs import install_api_docs
 from app.body_limit import MIB, BodyLimitMiddleware
 from app.config import Settings
 from app.errors import API_ERROR_RESPONSES, error_responses, install_error_handlers
+from app.forwarded import ForwardedHeadersMiddleware
 from app.mail.dkim import DkimKeyring
 from app.mail.outbox import run_outbox_sender
 from app.mail.system_mail import SystemMail
 from app.mail.transport import Transport, make_transport
+from app.public.answer_time import SignupAnswerFloor
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ def create_app(
     process; on PostgreSQL the sending is done by ``shodaku worker`` processes."""
     settings = settings or Settings()
     runtime = Runtime.build(settings)
-    mail_transport = transport or make_transport(settings)
+    mail_transport = transport or make_transport(settings, runtime.recipient_hash)
     # A DKIM key that cannot be read stops the start, not the first confirmation mail.
     system_mail = SystemMail(dkim=DkimKeyring.from_settings(settings))
     with_sender = settings.is_sqlite if run_sender is None else run_sender
@@ -94,7 +96,10 @@ def create_app(
     app.state.system_mail = system_mail
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, default=BODY_LIMIT, by_prefix=BODY_LIMITS_BY_PREFIX)
+    app.add_middleware(SignupAnswerFloor, floor=settings.signup_answer_floor)
     app.add_middleware(AccessLogMiddleware)
+    # Outermost: the access log, the signup limits and the consent records see the client.
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
 
     from app.campaigns.endpoints import router as campaigns_router
     from app.health import router as health_router

@@ -53,6 +53,10 @@ class Runtime:
             self._hasher = AddressHasher(key)
         return self._hasher
 
+    async def recipient_hash(self, address: str) -> str:
+        """The keyed hash of a (normalised) address, for the file transport's names (DS-3)."""
+        return (await self.hasher())(address)
+
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.settings.base_url}/unsubscribe/{token}"
 

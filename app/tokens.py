@@ -3,10 +3,16 @@
 No token carries an address in clear: an unsubscribe token names a subscriber id, a list id and
 a short prefix of the address's keyed hash (so a re-used id can never unsubscribe someone else);
 a confirm token names the grant event it confirms.
+
+The prefix is always exactly ``HASH_PREFIX_LENGTH`` lowercase hex characters: a token with any
+other prefix is refused as invalid (a prefix of "" would match every address), and the prefix is
+compared with the stored hash in constant time (``prefix_matches``).
 """
 
 from __future__ import annotations
 
+import hmac
+import re
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
@@ -16,6 +22,7 @@ from app.errors import InvalidToken
 UNSUBSCRIBE_SALT = "shodaku.unsubscribe.v1"
 CONFIRM_SALT = "shodaku.confirm.v1"
 HASH_PREFIX_LENGTH = 12
+_HASH_PREFIX = re.compile(rf"[0-9a-f]{{{HASH_PREFIX_LENGTH}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,7 @@ class TokenSigner:
             or len(value) != 3
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in value[:2])
             or not isinstance(value[2], str)
+            or not _HASH_PREFIX.fullmatch(value[2])
         ):
             raise InvalidToken("This unsubscribe link is not valid.")
         return UnsubscribeClaim(value[0], value[1], value[2])
@@ -76,3 +84,16 @@ class TokenSigner:
         if not isinstance(value, int) or isinstance(value, bool):
             raise InvalidToken("This confirmation link is not valid.")
         return value
+
+
+def prefix_matches(claim: UnsubscribeClaim, address_hash: str) -> bool:
+    """Whether the token's address-hash prefix is the one of ``address_hash`` (OO-4).
+
+    The full fixed-length prefix, compared in constant time: never a ``startswith`` that an
+    empty or short prefix satisfies for every address.
+    """
+    prefix = claim.address_hash_prefix
+    return len(prefix) == HASH_PREFIX_LENGTH and hmac.compare_digest(
+        prefix.encode("ascii", "replace"),
+        address_hash[:HASH_PREFIX_LENGTH].encode("ascii", "replace"),
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.db import create_private_sqlite_file
 from app.models import Base
 
 config = context.config
@@ -50,6 +51,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
+    create_private_sqlite_file(_url())  # DS-6: owner-only, whoever creates the file first
     engine = create_async_engine(_url(), poolclass=pool.NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(_run)

@@ -73,7 +73,10 @@ _FORM_SCHEMA: dict[str, Any] = {
     "properties": {
         **{name: {"type": "string"} for name in ImportForm.model_fields},
         "list_id": {"type": "integer"},
-        "received_at": {"type": "string", "format": "date-time"},
+        "received_at": {
+            "type": "string",
+            "description": "the date of receipt, YYYY-MM-DD, or an ISO 8601 timestamp with offset",
+        },
         "items": {"type": "string", "description": "comma-separated, e.g. email,name"},
         "file": {
             "type": "string",

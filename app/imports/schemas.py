@@ -3,7 +3,8 @@ its acquisition record (DS-4)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -13,6 +14,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -31,6 +34,10 @@ from app.api_fields import (
 from app.models import ImportItem, ListImport
 from app.models.base import utcnow
 from app.subscriptions.schemas import CLOCK_SKEW
+
+# DS-4: the date of receipt alone, as the Art. 30 record asks for it.
+_PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_EARLIEST_ZONE = timedelta(hours=14)  # the first zone where a date begins (Kiribati, UTC+14)
 
 # A JSON body is parsed whole; larger lists come as a CSV file, which is streamed.
 MAX_JSON_ROWS = 10_000
@@ -66,18 +73,47 @@ class Acquisition(BaseModel):
     provider_address: Text2000
     provider_representative: Line300
     acquisition_circumstances: Text5000
-    received_at: Annotated[UtcTimestamp, Field(description="timezone-aware, not in the future")]
+    received_at: Annotated[
+        UtcTimestamp,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "format": "date"},
+                    {"type": "string", "format": "date-time"},
+                ],
+                "description": "the date of receipt, YYYY-MM-DD (kept as 00:00 UTC of that "
+                "day), or a timezone-aware timestamp; not in the future",
+            }
+        ),
+    ]
     items: Annotated[
         list[Line200],
         Field(min_length=1, max_length=100, description='the items provided, e.g. ["email"]'),
     ]
 
-    @field_validator("received_at")
+    @field_validator("received_at", mode="wrap")
     @classmethod
-    def _not_in_future(cls, value: datetime) -> datetime:
-        if value > utcnow() + CLOCK_SKEW:
+    def _date_or_timestamp(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
+        """DS-4: Art. 30 asks for the date the list was received, so a plain ISO date is enough.
+
+        A date is kept as 00:00 UTC of that day and echoed as such; it is in the future only
+        once that date has begun nowhere on Earth (UTC+14), so an operator east of UTC can give
+        today's date before UTC midnight.
+        """
+        if isinstance(value, str) and _PLAIN_DATE.fullmatch(value.strip()):
+            try:
+                day = date.fromisoformat(value.strip())
+            except ValueError:
+                raise PydanticCustomError(
+                    "date_from_datetime_parsing", "not a valid date"
+                ) from None
+            if day > (utcnow() + _EARLIEST_ZONE).date():
+                raise PydanticCustomError("future", "must not be in the future")
+            return datetime.combine(day, time(0), tzinfo=UTC)
+        received: datetime = handler(value)
+        if received > utcnow() + CLOCK_SKEW:
             raise PydanticCustomError("future", "must not be in the future")
-        return value
+        return received
 
 
 class ImportCreate(BaseModel):

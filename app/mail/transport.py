@@ -23,7 +23,7 @@ import logging
 import os
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -512,16 +512,28 @@ class SmtpTransport:
             self._idle.get_nowait()
 
 
+# DS-3: an outbox file's name starts with this many hex digits of the recipient's keyed hash,
+# so that an erasure finds the person's files by name, without reading any file.
+FILE_TAG_LENGTH = 16
+
+# The keyed hash of a recipient's (normalised) address.
+RecipientHash = Callable[[str], Awaitable[str]]
+
+
 @dataclass
 class _FileConnection:
     directory: Path
+    recipient_hash: RecipientHash | None = None
     recipient: str | None = None
 
     async def start(self, envelope_from: str, recipient: str) -> None:
         self.recipient = recipient
 
     async def finish(self, message: bytes) -> str:
-        name = f"{uuid.uuid4().hex}.eml"
+        tag = ""
+        if self.recipient_hash is not None and self.recipient is not None:
+            tag = (await self.recipient_hash(self.recipient))[:FILE_TAG_LENGTH] + "-"
+        name = f"{tag}{uuid.uuid4().hex}.eml"
         tmp = self.directory / f".{name}.tmp"
         # Written whole, then renamed, so a reader never sees half a message.
         await asyncio.to_thread(_write_atomically, tmp, self.directory / name, message)
@@ -538,20 +550,23 @@ def _write_atomically(tmp: Path, final: Path, data: bytes) -> None:
 
 
 class FileTransport:
-    """Development transport: each message becomes ``<outbox_dir>/<uuid>.eml``."""
+    """Development transport: each message becomes ``<outbox_dir>/<tag>-<uuid>.eml``, the tag
+    being the start of the recipient's keyed hash (``<uuid>.eml`` when no hash is given), so
+    that an erasure can remove a person's files (``remove_files_of``, DS-3)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, recipient_hash: RecipientHash | None = None) -> None:
         self.directory = directory
+        self.recipient_hash = recipient_hash
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        yield _FileConnection(self.directory)
+        yield _FileConnection(self.directory, self.recipient_hash)
 
     @contextlib.asynccontextmanager
     async def connections(self, n: int) -> AsyncIterator[list[Connection]]:
         self.directory.mkdir(parents=True, exist_ok=True)
-        yield [_FileConnection(self.directory) for _ in range(n)]
+        yield [_FileConnection(self.directory, self.recipient_hash) for _ in range(n)]
 
     async def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
         async with self.connection() as conn:
@@ -562,7 +577,25 @@ class FileTransport:
         return None
 
 
-def make_transport(settings: Settings) -> Transport:
+def make_transport(settings: Settings, recipient_hash: RecipientHash | None = None) -> Transport:
     if settings.smtp_host:
         return SmtpTransport(settings)
-    return FileTransport(settings.outbox_dir)
+    return FileTransport(settings.outbox_dir, recipient_hash)
+
+
+def remove_files_of(directory: Path, address_hash: str) -> int:
+    """DS-3: delete the file transport's copies of every mail to one person; return how many.
+
+    Found by name (their keyed-hash tag), never by reading the files. Files written before the
+    names carried a tag are not found.
+    """
+    tag = address_hash[:FILE_TAG_LENGTH]
+    if len(tag) != FILE_TAG_LENGTH or not directory.is_dir():
+        return 0
+    removed = 0
+    for pattern in (f"{tag}-*.eml", f".{tag}-*.eml.tmp"):
+        for path in directory.glob(pattern):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed

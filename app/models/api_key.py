@@ -12,6 +12,8 @@ class ApiKey(Base):
     """An admin API key, stored only as its SHA-256 (DS-6). The key itself is shown once."""
 
     __tablename__ = "api_keys"
+    # Ids are never reused, even on SQLite after a delete: the audit log names them.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

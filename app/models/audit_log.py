@@ -13,6 +13,8 @@ class AuditLog(Base):
     """Every admin write, with the key that made it (DS-6)."""
 
     __tablename__ = "audit_log"
+    # Ids are never reused, even on SQLite after a delete: the audit log names them.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), index=True)

@@ -14,7 +14,10 @@ class Campaign(Base):
     editing the template later cannot change a campaign that is going out."""
 
     __tablename__ = "campaigns"
-    __table_args__ = (Index("ix_campaigns_status_scheduled_at", "status", "scheduled_at"),)
+    __table_args__ = (
+        Index("ix_campaigns_status_scheduled_at", "status", "scheduled_at"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

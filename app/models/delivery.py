@@ -26,6 +26,7 @@ class Delivery(Base):
             "id",
         ),
         Index("ix_deliveries_subscriber_id_status", "subscriber_id", "status"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

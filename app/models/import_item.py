@@ -13,7 +13,7 @@ class ImportItem(Base):
     address, so re-running an import adds nothing twice."""
 
     __tablename__ = "import_items"
-    __table_args__ = (UniqueConstraint("import_id", "email"),)
+    __table_args__ = (UniqueConstraint("import_id", "email"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     import_id: Mapped[int] = mapped_column(ForeignKey("imports.id"), index=True)

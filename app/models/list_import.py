@@ -15,6 +15,8 @@ class ListImport(Base):
     with the addresses it brought, for three years (``retain_until``)."""
 
     __tablename__ = "imports"
+    # Ids are never reused, even on SQLite after a delete: the audit log names them.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     list_id: Mapped[int] = mapped_column(ForeignKey("mailing_lists.id"), index=True)

@@ -10,6 +10,8 @@ from app.models.base import Base, utcnow
 
 class MailingList(Base):
     __tablename__ = "mailing_lists"
+    # Ids are never reused, even on SQLite after a delete: the audit log names them.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sender_id: Mapped[int] = mapped_column(ForeignKey("senders.id"), index=True)

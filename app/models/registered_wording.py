@@ -21,6 +21,7 @@ class RegisteredWording(Base):
     __table_args__ = (
         UniqueConstraint("list_id", "version"),
         UniqueConstraint("list_id", "consent_text_hash"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

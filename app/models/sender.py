@@ -12,6 +12,8 @@ class Sender(Base):
     """The business that sends: its identity is printed in every message (MH-1, SG-3)."""
 
     __tablename__ = "senders"
+    # Ids are never reused, even on SQLite after a delete: the audit log names them.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

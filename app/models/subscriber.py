@@ -16,6 +16,8 @@ class Subscriber(Base):
     """
 
     __tablename__ = "subscribers"
+    # Ids are never reused, even on SQLite after a delete: the audit log names them.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)

@@ -14,7 +14,7 @@ class Subscription(Base):
     appends a ConsentEvent in the same transaction, and the ledger is the truth (CR-1)."""
 
     __tablename__ = "subscriptions"
-    __table_args__ = (UniqueConstraint("subscriber_id", "list_id"),)
+    __table_args__ = (UniqueConstraint("subscriber_id", "list_id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))

@@ -17,7 +17,10 @@ class Suppression(Base):
     """
 
     __tablename__ = "suppressions"
-    __table_args__ = (UniqueConstraint("address_hash", "scope", "scope_ref"),)
+    __table_args__ = (
+        UniqueConstraint("address_hash", "scope", "scope_ref"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     address_hash: Mapped[str] = mapped_column(String(64))

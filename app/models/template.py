@@ -12,6 +12,8 @@ class Template(Base):
     """A marketer's message template (Jinja2, sandboxed). The legal footer is not part of it."""
 
     __tablename__ = "templates"
+    # Ids are never reused, even on SQLite after a delete: the audit log names them.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

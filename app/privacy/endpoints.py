@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from app.api_fields import DB_ID_MAX
 from app.auth.dependencies import AdminKey, ReadKey
 from app.db import SessionDep
-from app.deps import HasherDep
+from app.deps import HasherDep, RuntimeDep
 from app.privacy import service
 from app.privacy.schemas import ErasureReport, SubscriberExport
 
@@ -27,6 +27,12 @@ async def export_subscriber(
 
 @router.delete("/{subscriber_id}")
 async def erase_subscriber(
-    subscriber_id: SubscriberId, session: SessionDep, hasher: HasherDep, principal: AdminKey
+    subscriber_id: SubscriberId,
+    session: SessionDep,
+    hasher: HasherDep,
+    principal: AdminKey,
+    runtime: RuntimeDep,
 ) -> ErasureReport:
-    return await service.erase_subscriber(session, hasher, principal, subscriber_id)
+    return await service.erase_subscriber(
+        session, hasher, principal, subscriber_id, outbox_dir=runtime.settings.outbox_dir
+    )

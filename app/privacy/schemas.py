@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.subscriptions.schemas import ConsentEventOut, SuppressionOut
 
@@ -98,6 +98,9 @@ class ErasureDeleted(BaseModel):
     deliveries: int
     unsent_deliveries_cancelled: int
     outbox_messages: int
+    mail_files: int = Field(
+        description="the file transport's .eml copies of mails to the person (no SMTP host)"
+    )
 
 
 class HeldRecords(BaseModel):

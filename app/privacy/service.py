@@ -3,7 +3,9 @@ with the legal hold of the consent evidence (DS-3)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +13,7 @@ from app.addresses import AddressHasher
 from app.audit.service import record_audit
 from app.auth.service import Principal
 from app.errors import NotFound
+from app.mail.transport import remove_files_of
 from app.models.base import utcnow
 from app.models.enums import SuppressionReason, SuppressionScope
 from app.privacy import repository as repo
@@ -153,7 +156,12 @@ async def export_subscriber(
 
 
 async def erase_subscriber(
-    session: AsyncSession, hasher: AddressHasher, principal: Principal, subscriber_id: int
+    session: AsyncSession,
+    hasher: AddressHasher,
+    principal: Principal,
+    subscriber_id: int,
+    *,
+    outbox_dir: Path | None = None,
 ) -> ErasureReport:
     """DS-3 (APPI Art. 35), in one unit of work:
 
@@ -168,7 +176,9 @@ async def erase_subscriber(
     - a global suppression stored only as the keyed hash of the address, so that it is never
       mailed again, whoever imports it or records consent for it; only the person's own
       confirmed opt-in lifts it (OO-6);
-    - an audit entry without the address (DS-6).
+    - an audit entry without the address (DS-6);
+    - the file transport's copies in ``outbox_dir`` of every mail to the person, found by the
+      keyed-hash tag in their names (``mail_files`` in the report).
     """
     found = await repo.get_subscriber(session, subscriber_id)
     if found is None:
@@ -212,6 +222,10 @@ async def erase_subscriber(
         if s.scope == SuppressionScope.GLOBAL
     )
     import_items, import_until = await repo.import_hold_of(session, email)
+    # The file transport's copies of the mails to the person (a development outbox) go too.
+    mail_files = (
+        await asyncio.to_thread(remove_files_of, outbox_dir, address_hash) if outbox_dir else 0
+    )
 
     deleted = ErasureDeleted(
         profile=profile,
@@ -220,6 +234,7 @@ async def erase_subscriber(
         deliveries=deliveries,
         unsent_deliveries_cancelled=unsent,
         outbox_messages=outbox,
+        mail_files=mail_files,
     )
     held = ErasureHeld(
         consent_events=HeldRecords(

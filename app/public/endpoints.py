@@ -177,8 +177,8 @@ def _is_json(request: Request) -> bool:
 
 
 def _client_ip(request: Request) -> str | None:
-    # The peer address as the server sees it. Behind a reverse proxy, run uvicorn with
-    # --proxy-headers and --forwarded-allow-ips so that this is the client, not the proxy.
+    # The peer address, or the client's when the peer is a trusted proxy: behind a reverse
+    # proxy, SHODAKU_FORWARDED_ALLOW_IPS makes this the client, not the proxy (app/forwarded.py).
     return request.client.host if request.client else None
 
 
@@ -676,7 +676,8 @@ async def unsubscribe(
     RFC 8058 one-click (a body of ``List-Unsubscribe=One-Click``, urlencoded or multipart) stops
     every list of the sender; the page's own form carries the person's scope choice (OO-5).
     200 and a page, never a redirect or a cookie; a repeat changes nothing (OO-3). The page
-    says that no further mail, not even a confirmation, will come (OO-7).
+    says that no mail confirms the opt-out, and that only a new signup of the address can bring
+    a confirmation request, at most one a day (OO-7, ``service.subscribe``).
     """
     form = await _read_form(request)
     one_click = form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE

@@ -112,7 +112,9 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
         "unsubscribed.body_sender": "今後、{sender}からメールをお送りすることはありません。",
         "unsubscribed.body_list": ("今後、メールマガジン「{list}」をお送りすることはありません。"),
         "unsubscribed.no_mail": (
-            "この手続きの完了をお知らせするメールも含め、これ以上メールはお送りしません。"
+            "この手続きの完了をお知らせするメールは、お送りしません。"
+            "どなたかがこのアドレスを登録フォームに入力した場合に限り、その登録を確認するための"
+            "メールが届くことがありますが、1日に1通までです。確認されない限り、配信は再開されません。"
         ),
         "unsubscribed.again": (
             "再び受け取りをご希望の場合は、登録フォームからあらためてお申し込みください。"
@@ -215,7 +217,9 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
         "unsubscribed.body_sender": "You will receive no further email from {sender}.",
         "unsubscribed.body_list": "You will receive no further issues of the newsletter “{list}”.",
         "unsubscribed.no_mail": (
-            "No further email will be sent to you, not even a confirmation of this."
+            "No email is sent to confirm this. Only if someone enters this address in a signup "
+            "form again can a request to confirm that signup reach you, at most one a day; "
+            "nothing more is sent unless you confirm it."
         ),
         "unsubscribed.again": (
             "If you want the emails again some day, subscribe again with the signup form."

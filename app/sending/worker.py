@@ -62,8 +62,11 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
     """``shodaku worker``: on PostgreSQL a procrastinate worker (run as many as you like, on any
     host); on SQLite the in-process loop (one writer: a second worker adds nothing)."""
     runtime = Runtime.build(settings)
-    transport = make_transport(settings)
+    transport = make_transport(settings, runtime.recipient_hash)
     sender = CampaignSender(runtime, transport)
+    # Loaded before any send: on SQLite the process has one connection, which a sender may hold
+    # when the file transport asks for the hash (as in the API process's lifespan).
+    await runtime.hasher()
     # As in the API process: long-lived objects stay out of the collector's full passes.
     gc.freeze()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,11 +19,17 @@ from app.models import (
     ConsentEvent,
     ConsentText,
     MailingList,
+    OutboxMessage,
     Subscriber,
     Subscription,
     Suppression,
 )
-from app.models.enums import ConsentEventKind, SubscriptionStatus, SuppressionScope
+from app.models.enums import (
+    ConsentEventKind,
+    OutboxStatus,
+    SubscriptionStatus,
+    SuppressionScope,
+)
 
 
 class GateVerdict(StrEnum):
@@ -288,3 +295,48 @@ async def latest_events(
         stmt = stmt.where(ConsentEvent.id < before_id)
     result = await session.scalars(stmt.order_by(ConsentEvent.id.desc()).limit(limit))
     return result.all()
+
+
+# --- confirmation requests to suppressed addresses (OO-7) ---------------------------------------
+
+# An outbox row that carried, or will carry, a confirmation mail to its subscriber.
+MAILED_STATUSES = (OutboxStatus.PENDING, OutboxStatus.SENT)
+
+
+async def suppressed_since(session: AsyncSession, address_hash: str) -> datetime | None:
+    """When the address's newest suppression began (an opt-out of anything, an erasure, a
+    bounce, a complaint), or None when nothing suppresses it."""
+    newest: datetime | None = await session.scalar(
+        select(func.max(Suppression.created_at)).where(Suppression.address_hash == address_hash)
+    )
+    return newest
+
+
+async def lock_subscriber(session: AsyncSession, subscriber_id: int) -> None:
+    """Serialise the signups of one address on PostgreSQL (SQLite's BEGIN IMMEDIATE already
+    serialises every writer), so that two at once cannot both find no recent mail."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(Subscriber.id).where(Subscriber.id == subscriber_id).with_for_update()
+        )
+
+
+async def confirmations_mailed_since(
+    session: AsyncSession, subscriber_id: int, since: datetime
+) -> int:
+    """Confirmation mails queued or sent to the person since ``since``, on every list of the
+    instance. One subscriber per address, so this counts by the address (its hash)."""
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .join(Subscription, Subscription.id == OutboxMessage.subscription_id)
+            .where(
+                Subscription.subscriber_id == subscriber_id,
+                OutboxMessage.consent_event_id.is_not(None),
+                OutboxMessage.status.in_(MAILED_STATUSES),
+                OutboxMessage.created_at >= since,
+            )
+        )
+        or 0
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -34,13 +34,14 @@ from app.models.enums import (
     ConsentEventKind,
     ConsentMethod,
     LegalBasis,
+    OutboxStatus,
     SubscriptionStatus,
     SuppressionReason,
     SuppressionScope,
 )
 from app.subscribers import repository as subscribers_repo
 from app.subscriptions import repository as repo
-from app.tokens import UnsubscribeClaim
+from app.tokens import UnsubscribeClaim, prefix_matches
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,15 @@ class SignupResult(StrEnum):
     PENDING = "pending"  # a confirmation mail is on its way
     ACTIVE = "active"  # single opt-in list: subscribed now
     UNCHANGED = "unchanged"  # already subscribed: nothing to do, nothing sent
+    # A suppressed address was mailed a confirmation less than a day ago: nothing recorded, no
+    # new mail (OO-7).
+    HELD_BACK = "held_back"
+
+
+# OO-7: however often a stranger types an address that opted out into signup forms, on however
+# many lists, it gets at most one confirmation request a day.
+SUPPRESSED_CONFIRMATION_INTERVAL = timedelta(days=1)
+CONFIRMATION = "confirmation"  # the outbox kind of a double opt-in request
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,24 +153,39 @@ async def subscribe(
     mail is written to the outbox in this same unit of work; it carries no advertising and goes
     only to the address that asked. A suppressed address always goes through confirmation, even
     on a single opt-in list: only the person's own confirmed opt-in may lift a suppression (OO-6).
+    A suppressed address already sent a confirmation today gets none and nothing is recorded
+    (OO-7). Every path writes one outbox row (dropped at once when there is nothing to send), so
+    a known address costs the same work as an unknown one.
     """
     address_hash = hasher(email)
     subscriber, _ = await subscribers_repo.get_or_create(
         session, email=email, address_hash=address_hash, name=name
     )
-    subscription = await _ensure_subscription(session, subscriber.id, mailing_list.id)
+    existing = await repo.get_subscription(session, subscriber.id, mailing_list.id, for_update=True)
     is_suppressed = await repo.is_suppressed(
         session, address_hash, mailing_list.sender_id, mailing_list.id
     )
     # An active subscription can be suppressed (a hard bounce suppresses everywhere and leaves
     # the subscriptions as they were): then the signup goes through confirmation, the only way
     # the person can lift it (OO-6).
-    if subscription.status == SubscriptionStatus.ACTIVE and not is_suppressed:
+    if existing is not None and existing.status == SubscriptionStatus.ACTIVE and not is_suppressed:
         # Same answer to the caller as any other signup; nothing new to record or send.
-        return SignupOutcome(SignupResult.UNCHANGED, subscription.id)
+        await _nothing_to_send(session, existing.id, "already subscribed: nothing to confirm")
+        return SignupOutcome(SignupResult.UNCHANGED, existing.id)
 
     needs_confirmation = mailing_list.double_opt_in or is_suppressed
     now = utcnow()
+    if needs_confirmation and await _confirmed_recently_while_suppressed(
+        session, subscriber.id, address_hash, now
+    ):
+        # Nothing recorded either: the request that was mailed stays the one to confirm.
+        subscription_id = existing.id if existing is not None else None
+        await _nothing_to_send(
+            session, subscription_id, "suppressed address: at most one confirmation a day"
+        )
+        log.info("signup held back: suppressed address mailed today list=%s", mailing_list.id)
+        return SignupOutcome(SignupResult.HELD_BACK, subscription_id)
+    subscription = await _ensure_subscription(session, subscriber.id, mailing_list.id)
     text_hash = await repo.store_consent_text(session, consent_text)
     event = ConsentEvent(
         kind=ConsentEventKind.GRANT,
@@ -195,12 +220,45 @@ async def subscribe(
         return SignupOutcome(SignupResult.ACTIVE, subscription.id)
     subscription.status = SubscriptionStatus.PENDING
     outbox = OutboxMessage(
-        kind="confirmation", subscription_id=subscription.id, consent_event_id=event.id
+        kind=CONFIRMATION, subscription_id=subscription.id, consent_event_id=event.id
     )
     session.add(outbox)
     await session.flush()
     log.info("signup pending confirmation list=%s subscriber=%s", mailing_list.id, subscriber.id)
     return SignupOutcome(SignupResult.PENDING, subscription.id, outbox.id)
+
+
+async def _confirmed_recently_while_suppressed(
+    session: AsyncSession, subscriber_id: int, address_hash: str, now: datetime
+) -> bool:
+    """OO-7: an address under any suppression (an opt-out anywhere, an erasure, a bounce, a
+    complaint) gets at most one confirmation mail a day, counted over every list of the
+    instance, among those queued since it became suppressed (the person who opted out this
+    morning can still ask to come back). The count is the outbox itself, so it holds across
+    restarts and processes; on PostgreSQL the subscriber row is locked first, so two signups at
+    once cannot both pass."""
+    suppressed_at = await repo.suppressed_since(session, address_hash)
+    if suppressed_at is None:
+        return False
+    await repo.lock_subscriber(session, subscriber_id)
+    since = max(now - SUPPRESSED_CONFIRMATION_INTERVAL, suppressed_at)
+    return await repo.confirmations_mailed_since(session, subscriber_id, since) > 0
+
+
+async def _nothing_to_send(session: AsyncSession, subscription_id: int | None, why: str) -> None:
+    """A signup that calls for no mail still writes one outbox row, already dropped, so that it
+    does the same kind of work as one that does: a write, committed, whether the address is
+    known or not (no timing oracle). The row also tells the operator what happened and why."""
+    session.add(
+        OutboxMessage(
+            kind=CONFIRMATION,
+            subscription_id=subscription_id,
+            consent_event_id=None,
+            status=OutboxStatus.DROPPED,
+            last_error=why,
+        )
+    )
+    await session.flush()
 
 
 class ConfirmResult(StrEnum):
@@ -554,7 +612,7 @@ async def unsubscribe_target(
     sender = await session.get(Sender, mailing_list.sender_id)
     assert sender is not None
     subscriber = await session.get(Subscriber, claim.subscriber_id)
-    if subscriber is not None and not subscriber.address_hash.startswith(claim.address_hash_prefix):
+    if subscriber is not None and not prefix_matches(claim, subscriber.address_hash):
         # The id was re-used after an erasure: this link belongs to somebody else, who is
         # already suppressed for good.
         subscriber = None

@@ -134,6 +134,7 @@ def fuzz_target(
         # Off, so that the signup door is fuzzed rather than answering 429 after 20 requests.
         signup_limit_per_ip=0,
         signup_limit_per_address=0,
+        signup_answer_floor=0,
     )
     world = asyncio.run(_seed(settings))
     app = create_app(settings, run_outbox=False, run_sender=False)

@@ -20,6 +20,7 @@ from tests.imports.conftest import (
     import_json,
     items_of,
     json_body,
+    post_csv,
     subscriber,
     transaction_consent,
 )
@@ -117,6 +118,56 @@ async def test_ds4_received_at_must_be_aware_and_past(admin, runtime, news, rece
     body = json_body(news["id"], [{"email": "someone@example.jp"}], received_at=received_at)
     response = await admin.post("/imports", json=body)
     assert response.status_code == 422
+    assert "acquisition.received_at" in response.json()["detail"]
+    assert why in response.json()["detail"]
+    assert set((await counts(runtime)).values()) == {0}
+
+
+async def test_ds4_received_at_takes_the_plain_date_of_receipt_through_both_doors(
+    admin, runtime, news
+):
+    """DS-4: Art. 30 records the date a list was received; a plain ISO date is that, as JSON and
+    as a CSV upload's form field, stored and echoed alike as 00:00 UTC of that day."""
+    as_json = await admin.post(
+        "/imports",
+        json=json_body(news["id"], [{"email": "a@example.jp"}], received_at="2026-11-01"),
+    )
+    assert as_json.status_code == 201, as_json.text
+    as_csv = await post_csv(
+        admin, news["id"], b"email\r\nb@example.jp\r\n", received_at="2026-10-31"
+    )
+    assert as_csv.status_code == 201, as_csv.text
+    for report, day in ((as_json.json(), "2026-11-01"), (as_csv.json(), "2026-10-31")):
+        record = (await admin.get(f"/imports/{report['import_id']}")).json()
+        assert record["acquisition"]["received_at"] == f"{day}T00:00:00Z"
+    async with runtime.sessionmaker() as session:
+        stored = (await session.scalars(select(ListImport).order_by(ListImport.id))).all()
+    assert [r.received_at for r in stored] == [
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 10, 31, tzinfo=UTC),
+    ]
+    # Today's date is today somewhere east of UTC before UTC's midnight: never refused.
+    today_east = (datetime.now(UTC) + timedelta(hours=14)).date().isoformat()
+    today = await admin.post(
+        "/imports",
+        json=json_body(news["id"], [{"email": "c@example.jp"}], received_at=today_east),
+    )
+    assert today.status_code == 201, today.text
+
+
+@pytest.mark.parametrize(
+    ("received_at", "why"),
+    [
+        ((datetime.now(UTC) + timedelta(days=2)).date().isoformat(), "future"),
+        ("2026-11-31", "date"),
+        ("2026-11-1", "datetime"),
+    ],
+)
+async def test_ds4_received_at_date_must_be_real_and_past(admin, runtime, news, received_at, why):
+    body = json_body(news["id"], [{"email": "someone@example.jp"}], received_at=received_at)
+    response = await admin.post("/imports", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"] == "ValidationError"
     assert "acquisition.received_at" in response.json()["detail"]
     assert why in response.json()["detail"]
     assert set((await counts(runtime)).values()) == {0}

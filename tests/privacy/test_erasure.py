@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.campaigns import repository as campaigns_repo
+from app.mail.transport import make_transport
 from app.models import AuditLog, Delivery, OutboxMessage, Subscriber, Subscription
 from app.privacy.policy import end_of_day_jst
 from app.privacy.retention import purge
@@ -81,6 +82,7 @@ async def test_ds3_erasure_deletes_the_person_and_holds_the_evidence(
         "deliveries": 2,
         "unsent_deliveries_cancelled": 1,
         "outbox_messages": 1,
+        "mail_files": 0,  # mailed by SMTP: no file copies
     }
     assert report["held"]["consent_events"]["count"] == 2
     assert report["held"]["consent_events"]["until"] == until.isoformat().replace("+00:00", "Z")
@@ -283,3 +285,50 @@ async def test_ds3_erasure_needs_an_admin_key_and_a_known_id(admin, reader, runt
     assert (await admin.get(f"/subscribers/{hanako}")).status_code == 200
     assert (await admin.delete("/subscribers/999999")).status_code == 404
     assert (await admin.delete("/subscribers/0")).status_code == 422
+
+
+async def test_ds3_ds6_an_erased_subscribers_id_is_never_given_to_anybody_else(admin, runtime):
+    """DS-3, DS-6: the audit log names the erased person by id; SQLite used to hand the newest
+    erased id to the next subscriber, so that one id named two people. Ids never come back."""
+    world = await world_with(runtime)
+    first = await _person(admin, world.list_id, "first@example.jp")
+    newest = await _person(admin, world.list_id, "newest@example.jp")
+    assert (await admin.delete(f"/subscribers/{newest}")).status_code == 200
+    after = await _person(admin, world.list_id, "after@example.jp")
+    assert after not in (first, newest)
+    assert after > newest
+    async with runtime.sessionmaker() as session:
+        audit = (await session.scalars(select(AuditLog).order_by(AuditLog.id))).all()
+    erased = [a.target_id for a in audit if a.action == "subscriber.erase"]
+    assert erased == [str(newest)]  # and no live subscriber has that id
+    assert (await admin.get(f"/subscribers/{newest}")).status_code == 404
+    # The same for the person's subscriptions, which the audit and exports cite too.
+    async with runtime.sessionmaker() as session:
+        ids = (await session.scalars(select(Subscription.id).order_by(Subscription.id))).all()
+    assert len(ids) == 2
+    assert ids[-1] == ids[0] + 2
+
+
+async def test_ds3_erasure_removes_the_persons_mail_files_from_the_file_outbox(
+    admin, runtime, tmp_path
+):
+    """DS-3: without an SMTP host every mail is an .eml file in outbox_dir; an erasure removes
+    the person's files (found by their names, not their content) and reports how many."""
+    world = await world_with(runtime)
+    hanako = await _person(admin, world.list_id, "hanako@example.jp")
+    transport = make_transport(
+        runtime.settings.model_copy(update={"smtp_host": None}), runtime.recipient_hash
+    )
+    outbox_dir = runtime.settings.outbox_dir
+    for to in ("hanako@example.jp", "hanako@example.jp", "taro@example.jp"):
+        await transport.send("news@shodaku.example", to, f"To: {to}\r\n\r\nhello\r\n".encode())
+    assert len(list(outbox_dir.glob("*.eml"))) == 3
+
+    report = (await admin.delete(f"/subscribers/{hanako}")).json()
+
+    assert report["deleted"]["mail_files"] == 2
+    left = list(outbox_dir.glob("*.eml"))
+    assert [b"taro@example.jp" in p.read_bytes() for p in left] == [True]
+    assert not any(b"hanako" in p.read_bytes() for p in outbox_dir.iterdir())
+    # Names carry a keyed hash, never the address.
+    assert "taro" not in left[0].name

@@ -82,11 +82,14 @@ async def test_cr2_shodaku_purge_dry_run_prints_counts_and_changes_nothing(
 
 
 def test_cr2_shodaku_purge_on_a_database_without_schema_fails_cleanly(tmp_path):
-    """An unmigrated database: a one-line error on stderr and exit code 1, no traceback."""
+    """A missing or unmigrated database: one sentence on stderr saying what to run, exit code 2,
+    no traceback, and no database file left behind."""
     result = _run_purge(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", "--dry-run", cwd=tmp_path)
-    assert result.returncode == 1
-    assert result.stderr.startswith("shodaku purge: database error:")
+    assert result.returncode == 2
+    assert result.stderr.startswith("shodaku: there is no database at")
+    assert "shodaku migrate" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "empty.db").exists()
 
 
 async def test_ds4_imports_are_purged_with_their_items_after_three_years(runtime, clock):

@@ -182,7 +182,7 @@ async def test_cc2_cc3_oo5_signup_confirm_and_unsubscribe_in_a_browser(
     assert EMAIL not in await page.content()
     await _submit(page)
     assert await page.inner_text("h1") == "配信を停止しました"
-    assert "これ以上メールはお送りしません" in await page.inner_text("main")  # OO-7
+    assert "完了をお知らせするメールは、お送りしません" in await page.inner_text("main")  # OO-7
 
     gone = await subscription_of(runtime, EMAIL, news.id)
     assert gone is not None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import time_machine
+from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 
 from app.models import ConsentEvent, MailingList, OutboxMessage, Suppression
@@ -17,7 +20,7 @@ from app.models.enums import (
 )
 from app.runtime import Runtime
 from app.subscriptions.repository import GateVerdict, check_gate
-from app.tokens import TokenSigner
+from app.tokens import HASH_PREFIX_LENGTH, UNSUBSCRIBE_SALT, TokenSigner
 from tests.conftest import TEST_KEYS
 from tests.public.conftest import confirm_url_in, json_signup
 from tests.public.factories import SENDER_NAME, events_of, subscriber_by_email, subscription_of
@@ -120,8 +123,10 @@ async def test_oo5_oo7_page_post_stops_every_list_of_the_sender_and_says_no_more
     response = await client.post(f"/unsubscribe/{token}", data={"scope": "sender"})
     _assert_no_redirect_no_cookie(response)
     assert f"今後、{SENDER_NAME}からメールをお送りすることはありません" in response.text
-    # OO-7: not even a confirmation of the opt-out.
-    assert "完了をお知らせするメールも含め、これ以上メールはお送りしません" in response.text
+    # OO-7: not even a confirmation of the opt-out, and only a new signup (by anybody) can
+    # bring a mail, at most one a day: what the page says is what the service does.
+    assert "この手続きの完了をお知らせするメールは、お送りしません" in response.text
+    assert "1日に1通まで" in response.text
     assert await _statuses(runtime, news, weekly) == ["unsubscribed", "unsubscribed"]
     [withdrawal] = await _withdrawals(runtime)
     assert withdrawal.scope == SuppressionScope.SENDER
@@ -198,6 +203,33 @@ async def test_oo3_tampered_unsubscribe_link_is_a_plain_400_page(
             assert "set-cookie" not in response.headers
     assert await _statuses(runtime, news, weekly) == ["active", "active"]
     assert await _withdrawals(runtime) == []
+
+
+async def test_oo4_token_with_an_empty_or_short_address_prefix_is_a_plain_400_page(
+    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+) -> None:
+    """Signed with the real key but naming no (or part of an) address-hash prefix: such a token
+    once matched whichever subscriber held the id. Now it is refused like any bad link."""
+    await _active_on_both(client, runtime, news, weekly)
+    subscriber = await subscriber_by_email(runtime, EMAIL)
+    assert subscriber is not None
+    # Exactly what an attacker holding the key (or finding a signing oracle) would write.
+    forger = URLSafeSerializer(list(reversed(TEST_KEYS)), salt=UNSUBSCRIBE_SALT)
+    full = subscriber.address_hash[:HASH_PREFIX_LENGTH]
+    for prefix in ("", full[:1], full[:-1], full.upper(), full + "0", " " * HASH_PREFIX_LENGTH):
+        forged = forger.dumps([subscriber.id, news.id, prefix])
+        for response in (
+            await client.get(f"/unsubscribe/{forged}"),
+            await client.post(f"/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"}),
+        ):
+            assert response.status_code == 400, prefix
+            assert "このリンクは無効か" in response.text
+            assert "ha***" not in response.text  # no masked address of anybody
+    assert await _statuses(runtime, news, weekly) == ["active", "active"]
+    assert await _withdrawals(runtime) == []
+    # The genuine token, with the full prefix, still works.
+    genuine = forger.dumps([subscriber.id, news.id, full])
+    assert (await client.get(f"/unsubscribe/{genuine}")).status_code == 200
 
 
 async def test_oo4_link_signed_with_an_older_key_still_unsubscribes(
@@ -302,3 +334,74 @@ async def test_oo6_suppressed_address_resubscribing_needs_its_own_confirmation(
     assert gate.mailable
     # The other list stays unsubscribed: confirming one list re-subscribes only that one.
     assert await _statuses(runtime, news, weekly) == ["unsubscribed", "active"]
+
+
+async def test_oo7_a_stranger_gets_at_most_one_confirmation_a_day_sent_to_an_opted_out_address(
+    app: Any,
+    settings: Any,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    news: MailingList,
+    weekly: MailingList,
+    smtp_server: SmtpServer,
+    outbox: Any,
+) -> None:
+    """OO-7: after opting out, the page promises no mail but, at most, one confirmation request
+    a day should somebody sign the address up again. A stranger typing it into every form of
+    the instance (other senders too), as often as the per-address limit allows and across a
+    restart, gets one mail to it a day; the answers are the usual ones."""
+    from app.main import create_app
+    from tests.public.factories import make_list, make_sender
+
+    # Off before the first signup builds the limiter: not the in-memory limit at work here.
+    runtime.settings.signup_limit_per_address = 0
+    token = await _active_on_both(client, runtime, news, weekly)
+    assert (await client.post(f"/unsubscribe/{token}")).status_code == 200
+    await outbox()  # the confirmation of the first signup, sent before the opt-out
+    smtp_server.received.clear()
+    other = await make_sender(runtime, name="別会社")
+    await make_list(runtime, other, slug="elsewhere", name="別会社ニュース")
+
+    usual = {
+        slug: (await json_signup(client, slug, f"new-{slug}@example.jp")).text
+        for slug in ("news", "weekly", "elsewhere")
+    }
+    for _ in range(3):
+        for slug in ("news", "weekly", "elsewhere"):
+            answer = await json_signup(client, slug, EMAIL)
+            assert answer.status_code in (200, 202)
+            assert answer.text == usual[slug]  # no oracle: same answer mailed or not
+    await outbox()
+    assert len(smtp_server.messages_to(EMAIL)) == 1
+
+    # Another process (or a restart) knows it too: the count is in the database.
+    restarted = create_app(settings, run_outbox=False, run_sender=False)
+    try:
+        await restarted.state.runtime.hasher()
+        transport = httpx.ASGITransport(app=restarted, client=("198.51.100.77", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url=client.base_url) as again:
+            assert (await json_signup(again, "elsewhere", EMAIL)).text == usual["elsewhere"]
+    finally:
+        await restarted.state.transport.close()
+        await restarted.state.runtime.engine.dispose()
+    await outbox()
+    assert len(smtp_server.messages_to(EMAIL)) == 1
+
+    # The held-back signups recorded nothing: only the one mailed request is pending.
+    grants = [e for e in await events_of(runtime, EMAIL) if e.kind == ConsentEventKind.GRANT]
+    assert len(grants) == 3  # news and weekly at the start, and the one mailed now
+    async with runtime.sessionmaker() as session:
+        held = (
+            await session.scalars(
+                select(OutboxMessage.last_error).where(OutboxMessage.consent_event_id.is_(None))
+            )
+        ).all()
+    assert held
+    assert set(held) == {"suppressed address: at most one confirmation a day"}
+
+    # A day later, one more.
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=1, minutes=1), tick=False):
+        for slug in ("news", "elsewhere"):
+            assert (await json_signup(client, slug, EMAIL)).text == usual[slug]
+        await outbox()
+    assert len(smtp_server.messages_to(EMAIL)) == 2

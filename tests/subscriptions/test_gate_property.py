@@ -143,6 +143,21 @@ class Model:
     open_requests: dict[tuple[int, str], set[int]] = field(default_factory=dict)
     # (address index, scope, list key / sender key / GLOBAL)
     suppressions: set[tuple[int, str, str]] = field(default_factory=set)
+    # OO-7: when (in steps) each suppression began, and each confirmation mail was queued.
+    suppressed_at: dict[tuple[int, str, str], int] = field(default_factory=dict)
+    mailed_at: dict[int, list[int]] = field(default_factory=dict)
+    clock: int = 0
+
+    def held_back(self, who: int) -> bool:
+        """OO-7: a suppressed address gets one confirmation mail a day (every step of a history
+        falls in one day), among those queued since its newest suppression began."""
+        began = [self.suppressed_at[s] for s in self.suppressions if s[0] == who]
+        return bool(began) and any(t >= max(began) for t in self.mailed_at.get(who, []))
+
+    def _suppress(self, suppression: tuple[int, str, str]) -> None:
+        if suppression not in self.suppressions:  # an existing one keeps its time
+            self.suppressions.add(suppression)
+            self.suppressed_at[suppression] = self.clock
 
     def suppressed(self, who: int, lst: str) -> bool:
         """SG-2, OO-5: the list itself, its sender, or everything."""
@@ -178,6 +193,8 @@ class Model:
                     return "unchanged", []
                 # CC-3; OO-6: a suppressed address must confirm even on a single opt-in list.
                 needs = self.double_opt_in[lst] or self.suppressed(who, lst)
+                if needs and self.held_back(who):
+                    return "held_back", []  # OO-7
                 return ("pending" if needs else "active"), [("grant", who, lst, SENDER_OF[lst])]
             case Confirm(who, lst):
                 grant_id = self.confirm_target(step)
@@ -215,9 +232,12 @@ class Model:
 
     def apply(self, step: Step, new_event_ids: list[int]) -> None:
         """Move the model on, given the ids of the events the step appended."""
+        self.clock += 1
         match step:
             case Subscribe(who, lst) if new_event_ids:
                 needs = self.double_opt_in[lst] or self.suppressed(who, lst)
+                if needs:
+                    self.mailed_at.setdefault(who, []).append(self.clock)
                 self._grant(who, lst, new_event_ids[0], needs_confirmation=needs)
                 self.subscriptions[(who, lst)].status = (
                     SubscriptionStatus.PENDING if needs else SubscriptionStatus.ACTIVE
@@ -255,9 +275,9 @@ class Model:
                             other == lst or (sender_wide and SENDER_OF[other] == SENDER_OF[lst])
                         ):
                             del self.open_requests[(w, other)]
-                    self.suppressions.add((who, *self._scope(lst, sender_wide)))
+                    self._suppress((who, *self._scope(lst, sender_wide)))
             case SuppressEverywhere(who):
-                self.suppressions.add((who, "global", GLOBAL))
+                self._suppress((who, "global", GLOBAL))
 
     def _grant(self, who: int, lst: str, event_id: int, *, needs_confirmation: bool) -> None:
         self.subscribers.add(who)

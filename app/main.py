@@ -91,6 +91,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, default=BODY_LIMIT, by_prefix=BODY_LIMITS_BY_PREFIX)
     app.add_middleware(AccessLogMiddleware)
 
+    from app.auth.endpoints import router as api_keys_router
     from app.campaigns.endpoints import router as campaigns_router
     from app.health import router as health_router
     from app.imports.endpoints import router as imports_router
@@ -113,6 +114,7 @@ def create_app(
         imports_router,
         privacy_router,
         ledger_router,
+        api_keys_router,
     ):
         # Every admin operation may also answer these, with the API.md error body; an import
         # is JSON or a multipart CSV, anything else 415.

@@ -17,10 +17,10 @@ async def _principal(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("An API key is required: Authorization: Bearer <key>.")
     # A short-lived session of its own: authentication must not share the request's unit of work.
-    async with request.app.state.sessionmaker() as session:
+    async with request.app.state.sessionmaker() as session, session.begin():
         principal = await authenticate(session, key.strip())
     if principal is None:
-        raise Unauthorized("The API key is not valid or has been revoked.")
+        raise Unauthorized("The API key is not valid, has expired or has been revoked.")
     request.state.principal = principal
     return principal
 

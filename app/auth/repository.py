@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, or_, select, update
@@ -11,14 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.models import ApiKey, ApiKeySender, Sender
 
 
-async def active_by_hash(
-    session: AsyncSession, key_hash: str, now: datetime
-) -> tuple[ApiKey, list[int]] | None:
+@dataclass(frozen=True, slots=True)
+class ActiveKey:
+    id: int
+    scope: str
+    last_used_at: datetime | None
+    sender_ids: list[int]
+
+
+async def active_by_hash(session: AsyncSession, key_hash: str, now: datetime) -> ActiveKey | None:
     """The key with this hash if it is neither revoked nor expired, with its senders: one
-    query, a row per bound sender (or one row with no sender)."""
+    query of plain columns (no ORM object: this runs on every request), a row per bound
+    sender or one row with no sender."""
     rows = (
         await session.execute(
-            select(ApiKey, ApiKeySender.sender_id)
+            select(ApiKey.id, ApiKey.scope, ApiKey.last_used_at, ApiKeySender.sender_id)
             .outerjoin(ApiKeySender, ApiKeySender.api_key_id == ApiKey.id)
             .where(
                 ApiKey.key_hash == key_hash,
@@ -29,7 +37,9 @@ async def active_by_hash(
     ).all()
     if not rows:
         return None
-    return rows[0][0], [sender_id for _key, sender_id in rows if sender_id is not None]
+    key_id, scope, last_used_at, _sender = rows[0]
+    senders = [row.sender_id for row in rows if row.sender_id is not None]
+    return ActiveKey(key_id, scope, last_used_at, senders)
 
 
 async def touch(session: AsyncSession, key_id: int, now: datetime, older_than: datetime) -> None:

@@ -75,21 +75,33 @@ async def create_api_key(
     return row, key
 
 
-async def authenticate(session: AsyncSession, key: str) -> Principal | None:
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    principal: Principal
+    # When the key's last_used_at is older than LAST_USED_RESOLUTION: the moment to record.
+    record_use_at: datetime | None
+
+
+async def authenticate(session: AsyncSession, key: str) -> Authenticated | None:
     """The principal of a key that is known, not revoked and not expired; else None (a 401).
 
-    Each request looks the key up afresh, so a revocation or an expiry holds from the next
-    request on. ``last_used_at`` is written only when it is older than LAST_USED_RESOLUTION.
+    Each request looks the key up afresh (one indexed query with the key's senders), so a
+    revocation or an expiry holds from the next request on. Whether its use is to be recorded
+    comes with it: only when ``last_used_at`` is older than LAST_USED_RESOLUTION.
     """
     now = utcnow()
     found = await repo.active_by_hash(session, hash_key(key), now)
     if found is None:
         return None
-    row, sender_ids = found
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        await repo.touch(session, row.id, now, now - LAST_USED_RESOLUTION)
-    return Principal(
-        api_key_id=row.id,
-        scope=ApiKeyScope(row.scope),
-        senders=frozenset(sender_ids) if sender_ids else None,
+    stale = found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION
+    principal = Principal(
+        api_key_id=found.id,
+        scope=ApiKeyScope(found.scope),
+        senders=frozenset(found.sender_ids) if found.sender_ids else None,
     )
+    return Authenticated(principal, now if stale else None)
+
+
+async def record_use(session: AsyncSession, key_id: int, now: datetime) -> None:
+    """Set the key's last_used_at, unless another request did within the resolution."""
+    await repo.touch(session, key_id, now, now - LAST_USED_RESOLUTION)

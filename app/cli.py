@@ -257,9 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--sender",
         type=int,
-        action="append",
+        action="extend",
+        nargs="+",
         metavar="ID",
-        help="bind the key to this sender (repeatable); without it the key acts for every sender",
+        help="bind the key to these senders (repeatable); without it the key acts for every sender",
     )
     create.add_argument(
         "--expires",

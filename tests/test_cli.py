@@ -182,9 +182,11 @@ def test_apikey_create_refuses_an_unknown_sender_and_a_bad_date(
     migrated: str, tmp_path: Path
 ) -> None:
     env = _env(SHODAKU_ENV="dev", SHODAKU_DATABASE_URL=migrated)
-    unknown = _run(["apikey", "create", "--name", "x", "--sender", "77"], env, tmp_path)
+    unknown = _run(
+        ["apikey", "create", "--name", "x", "--sender", "77", "78", "--sender", "79"], env, tmp_path
+    )
     assert unknown.returncode == 1
-    assert "there is no sender 77" in unknown.stderr
+    assert "there is no sender 77, 78, 79" in unknown.stderr
     assert "shk_" not in unknown.stdout
     bad_date = _run(["apikey", "create", "--name", "x", "--expires", "soon"], env, tmp_path)
     assert bad_date.returncode == 2

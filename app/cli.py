@@ -1,4 +1,5 @@
-"""The ``shodaku`` command: serve, worker, migrate, apikey, purge, verify-ledger.
+"""The ``shodaku`` command: serve, worker, migrate, apikey create|list|revoke, purge,
+verify-ledger.
 
 The reference is docs/reference.md, "Command line".
 """
@@ -9,15 +10,20 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 
+from app.config import Settings
+
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import Settings
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 DESCRIPTION = (
@@ -176,27 +182,114 @@ def _migrate(_args: argparse.Namespace) -> None:
     migrate(settings)
 
 
-def _apikey_create(args: argparse.Namespace) -> None:
-    from app.auth.service import create_api_key
+def _expiry(value: str) -> datetime:
+    """``--expires``: a date (the key's last day) or a timestamp with its UTC offset."""
+    from pydantic import TypeAdapter
+
+    from app.auth.schemas import ExpiresAt
+
+    try:
+        moment: datetime = TypeAdapter(ExpiresAt).validate_python(value)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(
+            "expected a date (2027-01-31) or a timestamp with its UTC offset "
+            "(2027-01-31T18:00:00+09:00)"
+        ) from exc
+    return moment
+
+
+def _run_keys(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one key action in its own unit of work; an AppError is printed, exit status 1."""
     from app.db import make_engine, make_sessionmaker
-    from app.models.enums import ApiKeyScope
+    from app.errors import AppError
 
     settings = _settings()
 
-    async def run() -> str:
+    async def run() -> T:
         engine = make_engine(settings.database_url, pool_size=1)
         try:
             async with make_sessionmaker(engine)() as session, session.begin():
-                row, key = await create_api_key(session, args.name, ApiKeyScope(args.scope))
-                print(
-                    f"created API key {row.id} ({args.scope}) named {args.name!r}", file=sys.stderr
-                )
-                return key
+                return await action(session)
         finally:
             await engine.dispose()
 
-    key = asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except AppError as exc:
+        print(f"shodaku: {exc.detail}", file=sys.stderr)
+        raise SystemExit(1) from exc
+
+
+def _apikey_create(args: argparse.Namespace) -> None:
+    from app.auth.keys import KeyView, create_key
+    from app.models.enums import ApiKeyScope
+
+    async def action(session: AsyncSession) -> tuple[KeyView, str]:
+        return await create_key(
+            session,
+            None,
+            name=args.name,
+            scope=ApiKeyScope(args.scope),
+            sender_ids=args.sender or [],
+            expires_at=args.expires,
+        )
+
+    view, key = _run_keys(action)
+    bound = ", ".join(map(str, view.sender_ids)) or "every sender"
+    print(
+        f"created API key {view.key.id} ({args.scope}) named {args.name!r}, for {bound}",
+        file=sys.stderr,
+    )
     print(key)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "-"
+
+
+def _apikey_list(_args: argparse.Namespace) -> None:
+    from app.auth.keys import KeyView, list_keys
+
+    async def action(session: AsyncSession) -> list[KeyView]:
+        views: list[KeyView] = []
+        cursor: int | None = None
+        while True:
+            page, _next = await list_keys(session, None, after_id=cursor, limit=500)
+            views += page
+            if len(page) < 500:
+                return views
+            cursor = page[-1].key.id
+
+    # Never the key: it is not stored; the prefix tells keys apart.
+    print("id\tname\tscope\tprefix\tsenders\tcreated\texpires\tlast_used\trevoked")
+    for view in _run_keys(action):
+        row = view.key
+        senders = ",".join(map(str, view.sender_ids)) or "all"
+        print(
+            "\t".join(
+                [
+                    str(row.id),
+                    row.name,
+                    row.scope,
+                    row.prefix,
+                    senders,
+                    _when(row.created_at),
+                    _when(row.expires_at),
+                    _when(row.last_used_at),
+                    _when(row.revoked_at),
+                ]
+            )
+        )
+
+
+def _apikey_revoke(args: argparse.Namespace) -> None:
+    from app.auth.keys import KeyView, revoke_key
+
+    async def action(session: AsyncSession) -> KeyView:
+        return await revoke_key(session, None, args.id)
+
+    view = _run_keys(action)
+    print(f"API key {view.key.id} ({view.key.name!r}) revoked at {_when(view.key.revoked_at)}")
 
 
 def _purge(args: argparse.Namespace) -> None:
@@ -256,7 +349,26 @@ def build_parser() -> argparse.ArgumentParser:
     create = apikey_commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
     create.add_argument("--scope", choices=["admin", "read"], default="admin")
+    create.add_argument(
+        "--sender",
+        type=int,
+        action="extend",
+        nargs="+",
+        metavar="ID",
+        help="bind the key to these senders (repeatable); without it the key acts for every sender",
+    )
+    create.add_argument(
+        "--expires",
+        type=_expiry,
+        metavar="DATE",
+        help="last day (2027-01-31, UTC) or a timestamp with its offset; default: never",
+    )
     create.set_defaults(func=_apikey_create)
+    listing = apikey_commands.add_parser("list", help="list keys (never the key itself)")
+    listing.set_defaults(func=_apikey_list)
+    revoke = apikey_commands.add_parser("revoke", help="revoke a key: refused from now on")
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(func=_apikey_revoke)
     return parser
 
 

@@ -34,7 +34,7 @@ class ErrorBody(BaseModel):
 _RESPONSE_DESCRIPTIONS = {
     400: "Bad request (e.g. a malformed form body)",
     401: "No API key, or a key that is not valid",
-    403: "A read-only key on a write",
+    403: "A read-only key on a write, or a key bound to senders where it may not act",
     404: "No such resource",
     409: "Conflicts with the resource's current state",
     413: "The request body is larger than this endpoint accepts",

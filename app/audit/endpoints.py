@@ -21,13 +21,13 @@ router = APIRouter(tags=["audit"])
 @router.get("/audit")
 async def audit_log(
     session: SessionDep,
-    _principal: AdminKey,
+    principal: AdminKey,
     action: Annotated[AuditAction | None, Query()] = None,
     since: Annotated[UtcTimestamp | None, Query()] = None,
     cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[AuditEntryOut]:
     items, next_cursor = await service.audit_entries(
-        session, action=action, since=since, before_id=cursor, limit=limit
+        session, principal, action=action, since=since, before_id=cursor, limit=limit
     )
     return Page[AuditEntryOut](items=items, next_cursor=next_cursor)

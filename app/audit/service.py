@@ -36,6 +36,7 @@ async def record_audit(
 
 async def audit_entries(
     session: AsyncSession,
+    principal: Principal,
     *,
     action: str | None,
     since: datetime | None,
@@ -43,9 +44,14 @@ async def audit_entries(
     limit: int,
 ) -> tuple[list[AuditEntryOut], str | None]:
     """DS-6: the audit log newest first, keyset-paginated: who (the key's id and name), when,
-    what and on what."""
+    what and on what. A bound key reads its senders' keys' entries only (DS-6)."""
     rows = await repo.newest_first(
-        session, action=action, since=since, before_id=before_id, limit=limit + 1
+        session,
+        action=action,
+        since=since,
+        before_id=before_id,
+        limit=limit + 1,
+        senders=principal.senders,
     )
     page, next_cursor = keyset_page(rows, limit, lambda row: row[0].id)
     return [

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError
 
-from app.auth.service import Principal, authenticate
+from app.auth.service import Principal, authenticate, record_use
 from app.errors import Forbidden, Unauthorized
 from app.models.enums import ApiKeyScope
+
+log = logging.getLogger(__name__)
 
 
 async def _principal(request: Request) -> Principal:
@@ -18,9 +22,23 @@ async def _principal(request: Request) -> Principal:
         raise Unauthorized("An API key is required: Authorization: Bearer <key>.")
     # A short-lived session of its own: authentication must not share the request's unit of work.
     async with request.app.state.sessionmaker() as session:
-        principal = await authenticate(session, key.strip())
-    if principal is None:
-        raise Unauthorized("The API key is not valid or has been revoked.")
+        async with session.begin():
+            found = await authenticate(session, key.strip())
+        if found is None:
+            raise Unauthorized("The API key is not valid, has expired or has been revoked.")
+        principal = found.principal
+        if found.record_use_at is not None:
+            # Best effort, in a transaction of its own: a database that cannot take the write
+            # now (read-only, locked) must not turn a read into an error.
+            try:
+                async with session.begin():
+                    await record_use(session, principal.api_key_id, found.record_use_at)
+            except DBAPIError as exc:
+                log.warning(
+                    "last use of API key %s not recorded: %s",
+                    principal.api_key_id,
+                    type(exc).__name__,
+                )
     request.state.principal = principal
     return principal
 

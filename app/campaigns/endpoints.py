@@ -75,12 +75,14 @@ async def create_campaign(
 @router.get("", response_model=CampaignPage)
 async def list_campaigns(
     session: SessionDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CampaignPage:
     campaigns, next_cursor = keyset_page(
-        await repo.list_campaigns(session, before_id=cursor, limit=limit + 1),
+        await repo.list_campaigns(
+            session, senders=principal.senders, before_id=cursor, limit=limit + 1
+        ),
         limit,
         lambda c: c.id,
     )
@@ -92,9 +94,9 @@ async def list_campaigns(
 
 @router.get("/{campaign_id}", response_model=CampaignOut)
 async def get_campaign(
-    campaign_id: CampaignId, session: SessionDep, _principal: ReadKey
+    campaign_id: CampaignId, session: SessionDep, principal: ReadKey
 ) -> CampaignOut:
-    return await _out(session, await service.get_campaign(session, campaign_id))
+    return await _out(session, await service.get_campaign(session, principal, campaign_id))
 
 
 @router.post("/{campaign_id}/send", status_code=202, response_model=CampaignOut)
@@ -139,12 +141,12 @@ async def cancel_campaign(
 async def list_deliveries(
     campaign_id: CampaignId,
     session: SessionDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     status: DeliveryStatus | None = None,
     cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeliveryPage | JSONResponse:
-    await service.get_campaign(session, campaign_id)
+    await service.get_campaign(session, principal, campaign_id)
     rows, next_cursor = keyset_page(
         await repo.list_deliveries(
             session,

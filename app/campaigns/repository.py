@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.scope import SenderIds, of_senders
 from app.models import Campaign, Delivery, MailingList, Subscriber, Subscription
 from app.models.base import UtcDateTime, utcnow
 from app.models.enums import CampaignStatus, DeliveryStatus
@@ -625,10 +626,15 @@ async def next_due_at(session: AsyncSession, campaign_id: int) -> datetime | Non
 
 
 async def list_campaigns(
-    session: AsyncSession, *, before_id: int | None, limit: int
+    session: AsyncSession, *, senders: SenderIds = None, before_id: int | None, limit: int
 ) -> Sequence[Campaign]:
-    """Newest first, keyset-paginated by id."""
-    stmt = select(Campaign).order_by(Campaign.id.desc()).limit(limit)
+    """Newest first, keyset-paginated by id; a bound key's senders' only (DS-6)."""
+    stmt = (
+        select(Campaign)
+        .where(of_senders(Campaign.sender_id, senders))
+        .order_by(Campaign.id.desc())
+        .limit(limit)
+    )
     if before_id is not None:
         stmt = stmt.where(Campaign.id < before_id)
     return (await session.scalars(stmt)).all()

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import record_audit
+from app.auth.scope import SenderIds, covers, of_senders
 from app.auth.service import Principal
 from app.campaigns import repository as repo
 from app.campaigns.schemas import CampaignCreate
@@ -27,8 +28,13 @@ class PreflightFailed(Conflict):
     """409 with every reason the campaign cannot be sent (SG-3 and the other checks)."""
 
 
-async def _get(session: AsyncSession, campaign_id: int, *, for_update: bool = False) -> Campaign:
-    stmt = select(Campaign).where(Campaign.id == campaign_id)
+async def _get(
+    session: AsyncSession, campaign_id: int, senders: SenderIds, *, for_update: bool = False
+) -> Campaign:
+    """A campaign of another sender than a bound key's does not exist for it (DS-6)."""
+    stmt = select(Campaign).where(
+        Campaign.id == campaign_id, of_senders(Campaign.sender_id, senders)
+    )
     if for_update:
         stmt = stmt.with_for_update()
     campaign = (await session.scalars(stmt)).first()
@@ -37,20 +43,27 @@ async def _get(session: AsyncSession, campaign_id: int, *, for_update: bool = Fa
     return campaign
 
 
-async def get_campaign(session: AsyncSession, campaign_id: int) -> Campaign:
-    return await _get(session, campaign_id)
+async def get_campaign(session: AsyncSession, principal: Principal, campaign_id: int) -> Campaign:
+    return await _get(session, campaign_id, principal.senders)
 
 
 async def create_campaign(
     session: AsyncSession, principal: Principal, data: CampaignCreate
 ) -> Campaign:
     """A draft. Consent is given to one sender (CC-1): a campaign goes out under its list's
-    sender, so a different ``sender_id`` is refused."""
+    sender, so a different ``sender_id`` is refused; so is a template of another sender. A list
+    or template outside a bound key's senders is answered as an unknown one (DS-6)."""
     mailing_list = await session.get(MailingList, data.list_id)
-    if mailing_list is None:
+    if mailing_list is None or not covers(principal.senders, mailing_list.sender_id):
         raise InvalidInput(f"list_id: there is no list {data.list_id}.")
-    if await session.get(Template, data.template_id) is None:
+    template = await session.get(Template, data.template_id)
+    if template is None or not covers(principal.senders, template.sender_id):
         raise InvalidInput(f"template_id: there is no template {data.template_id}.")
+    if template.sender_id is not None and template.sender_id != mailing_list.sender_id:
+        raise InvalidInput(
+            f"template_id: template {template.id} is another sender's; a campaign uses its "
+            "list's sender's templates or shared ones."
+        )
     if data.sender_id is not None and data.sender_id != mailing_list.sender_id:
         raise InvalidInput(
             "sender_id: the list's subscribers consented to mail from its own sender "
@@ -88,7 +101,7 @@ async def send_campaign(
     """
     from app.mail.compose import CampaignComposer, Recipient
 
-    campaign = await _get(session, campaign_id, for_update=True)
+    campaign = await _get(session, campaign_id, principal.senders, for_update=True)
     if campaign.status != CampaignStatus.DRAFT:
         raise Conflict(
             f"The campaign is {campaign.status}; only a draft can be sent.",
@@ -178,7 +191,7 @@ def _dkim_check(settings: Settings, sender: Sender, reasons: list[str]) -> list[
 async def pause_campaign(session: AsyncSession, principal: Principal, campaign_id: int) -> Campaign:
     """Pause stops new claims at once; deliveries a worker holds go back to the queue at their
     send window, so nothing new starts after the pause is answered."""
-    campaign = await _get(session, campaign_id, for_update=True)
+    campaign = await _get(session, campaign_id, principal.senders, for_update=True)
     if campaign.status not in (CampaignStatus.SENDING, CampaignStatus.SCHEDULED):
         raise Conflict(
             f"The campaign is {campaign.status}; only a sending or scheduled one pauses."
@@ -191,7 +204,7 @@ async def pause_campaign(session: AsyncSession, principal: Principal, campaign_i
 
 async def resume_campaign(session: AsyncSession, principal: Principal, campaign_id: int) -> Started:
     """Continue where the delivery ledger says: nothing sent is sent again."""
-    campaign = await _get(session, campaign_id, for_update=True)
+    campaign = await _get(session, campaign_id, principal.senders, for_update=True)
     if campaign.status != CampaignStatus.PAUSED:
         raise Conflict(f"The campaign is {campaign.status}; only a paused one resumes.")
     now = utcnow()
@@ -209,7 +222,7 @@ async def cancel_campaign(
     session: AsyncSession, principal: Principal, campaign_id: int
 ) -> Campaign:
     """Cancel: every delivery not yet handed to SMTP is cancelled in the same transaction."""
-    campaign = await _get(session, campaign_id, for_update=True)
+    campaign = await _get(session, campaign_id, principal.senders, for_update=True)
     if campaign.status in (CampaignStatus.SENT, CampaignStatus.CANCELLED):
         raise Conflict(f"The campaign is already {campaign.status}.")
     campaign.status = CampaignStatus.CANCELLED

@@ -185,35 +185,35 @@ async def create_import(
 @router.get("")
 async def list_imports(
     session: SessionDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     list_id: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
     cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[ImportOut]:
     """Imports, newest first, with their acquisition records and counts."""
     records, next_cursor = await service.list_imports(
-        session, list_id=list_id, before_id=cursor, limit=limit
+        session, principal, list_id=list_id, before_id=cursor, limit=limit
     )
     return Page[ImportOut](items=[ImportOut.of(r) for r in records], next_cursor=next_cursor)
 
 
 @router.get("/{import_id}")
-async def get_import(import_id: ImportId, session: SessionDep, _principal: ReadKey) -> ImportOut:
+async def get_import(import_id: ImportId, session: SessionDep, principal: ReadKey) -> ImportOut:
     """The acquisition record and counts (DS-4)."""
-    return ImportOut.of(await service.get_import(session, import_id))
+    return ImportOut.of(await service.get_import(session, principal, import_id))
 
 
 @router.get("/{import_id}/items")
 async def list_import_items(
     import_id: ImportId,
     session: SessionDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     outcome: Annotated[ImportOutcome | None, Query()] = None,
     cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[ImportItemOut]:
     """The addresses the import brought, in file order, and what became of each (DS-4)."""
     items, next_cursor = await service.import_items(
-        session, import_id, outcome=outcome, after_id=cursor, limit=limit
+        session, principal, import_id, outcome=outcome, after_id=cursor, limit=limit
     )
     return Page[ImportItemOut](items=[ImportItemOut.of(i) for i in items], next_cursor=next_cursor)

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.scope import SenderIds, on_lists_of
 from app.models import ImportItem, ListImport, Subscriber, Suppression
 from app.models.base import utcnow
 
@@ -26,10 +27,20 @@ async def get(session: AsyncSession, import_id: int) -> ListImport | None:
 
 
 async def page(
-    session: AsyncSession, *, list_id: int | None, before_id: int | None, limit: int
+    session: AsyncSession,
+    *,
+    senders: SenderIds,
+    list_id: int | None,
+    before_id: int | None,
+    limit: int,
 ) -> Sequence[ListImport]:
-    """Imports, newest first, keyset-paginated by id."""
-    stmt = select(ListImport).order_by(ListImport.id.desc()).limit(limit)
+    """Imports, newest first, keyset-paginated by id; to a bound key's senders' lists only."""
+    stmt = (
+        select(ListImport)
+        .where(on_lists_of(ListImport.list_id, senders))
+        .order_by(ListImport.id.desc())
+        .limit(limit)
+    )
     if list_id is not None:
         stmt = stmt.where(ListImport.list_id == list_id)
     if before_id is not None:

@@ -342,9 +342,12 @@ async def _record_consent(
     )
 
 
-async def _sender_of_list(sessionmaker: async_sessionmaker[AsyncSession], list_id: int) -> int:
+async def _sender_of_list(
+    sessionmaker: async_sessionmaker[AsyncSession], principal: Principal, list_id: int
+) -> int:
+    """The list's sender; a list outside a bound key's senders is unknown to it (DS-6)."""
     async with sessionmaker() as session:
-        mailing_list = await lists_repo.get(session, list_id)
+        mailing_list = await lists_repo.get_visible(session, principal.senders, list_id)
     if mailing_list is None:
         raise InvalidInput(f"list_id: there is no list {list_id}.")
     return mailing_list.sender_id
@@ -474,7 +477,7 @@ async def import_rows(
     data: ImportCreate,
 ) -> ImportReport:
     """POST /imports as JSON (DS-4). Row numbers count the ``rows`` array from 1."""
-    sender_id = await _sender_of_list(sessionmaker, data.list_id)
+    sender_id = await _sender_of_list(sessionmaker, principal, data.list_id)
     return await _run(
         sessionmaker,
         hasher,
@@ -497,7 +500,7 @@ async def import_csv(
 ) -> ImportReport:
     """POST /imports as multipart/form-data with a CSV file (DS-4). The file is checked whole
     before anything is stored; row numbers are the spreadsheet's (the header is row 1)."""
-    sender_id = await _sender_of_list(sessionmaker, form.list_id)
+    sender_id = await _sender_of_list(sessionmaker, principal, form.list_id)
     upload = await asyncio.to_thread(CsvUpload.open, file)
     return await _run(
         sessionmaker,
@@ -512,22 +515,37 @@ async def import_csv(
     )
 
 
-async def get_import(session: AsyncSession, import_id: int) -> ListImport:
+async def get_import(session: AsyncSession, principal: Principal, import_id: int) -> ListImport:
+    """An import to a list outside a bound key's senders does not exist for it (DS-6)."""
     record = await repo.get(session, import_id)
+    if (
+        record is not None
+        and principal.senders is not None
+        and await lists_repo.get_visible(session, principal.senders, record.list_id) is None
+    ):
+        record = None
     if record is None:
         raise NotFound(f"There is no import {import_id}.")
     return record
 
 
 async def list_imports(
-    session: AsyncSession, *, list_id: int | None, before_id: int | None, limit: int
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    list_id: int | None,
+    before_id: int | None,
+    limit: int,
 ) -> tuple[list[ListImport], str | None]:
-    rows = await repo.page(session, list_id=list_id, before_id=before_id, limit=limit + 1)
+    rows = await repo.page(
+        session, senders=principal.senders, list_id=list_id, before_id=before_id, limit=limit + 1
+    )
     return keyset_page(rows, limit, lambda r: r.id)
 
 
 async def import_items(
     session: AsyncSession,
+    principal: Principal,
     import_id: int,
     *,
     outcome: ImportOutcome | None,
@@ -535,7 +553,7 @@ async def import_items(
     limit: int,
 ) -> tuple[list[ImportItem], str | None]:
     """The addresses an import brought and what became of each, in file order (DS-4)."""
-    await get_import(session, import_id)
+    await get_import(session, principal, import_id)
     rows = await repo.items_page(
         session,
         import_id=import_id,

@@ -276,10 +276,11 @@ async def compliance_report(
     the list or the whole sender, with its time and channel. Streamed in keyset batches:
     memory stays bounded for any campaign size.
 
-    An unknown campaign is a 404 before the download starts. The export is audited (DS-6) in
+    An unknown campaign, or one of a sender outside a bound key's, is a 404 before the
+    download starts (DS-6). The export is audited (DS-6) in
     the request's unit of work, which commits before the body is streamed.
     """
-    campaign = await get_campaign(session, campaign_id)
+    campaign = await get_campaign(session, principal, campaign_id)
     await record_audit(
         session,
         principal,

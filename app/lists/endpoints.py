@@ -25,20 +25,20 @@ async def create_list(body: ListCreate, session: SessionDep, principal: AdminKey
 @router.get("")
 async def list_lists(
     session: SessionDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     sender_id: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
     cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[ListOut]:
     rows, next_cursor = await service.list_lists(
-        session, sender_id=sender_id, after_id=cursor, limit=limit
+        session, principal, sender_id=sender_id, after_id=cursor, limit=limit
     )
     return Page[ListOut](items=[ListOut.of(*row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get("/{list_id}")
-async def get_list(list_id: ListId, session: SessionDep, _principal: ReadKey) -> ListOut:
-    return ListOut.of(*await service.get_list(session, list_id))
+async def get_list(list_id: ListId, session: SessionDep, principal: ReadKey) -> ListOut:
+    return ListOut.of(*await service.get_list(session, principal, list_id))
 
 
 @router.patch("/{list_id}")

@@ -7,11 +7,23 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.scope import SenderIds, covers, of_senders
 from app.models import MailingList, Subscription
 
 
 async def get(session: AsyncSession, list_id: int) -> MailingList | None:
     return await session.get(MailingList, list_id)
+
+
+async def get_visible(
+    session: AsyncSession, senders: SenderIds, list_id: int
+) -> MailingList | None:
+    """The list if it belongs to one of the key's senders, else None, as if it did not exist
+    (DS-6)."""
+    mailing_list = await session.get(MailingList, list_id)
+    if mailing_list is None or not covers(senders, mailing_list.sender_id):
+        return None
+    return mailing_list
 
 
 async def slug_taken(session: AsyncSession, slug: str, *, other_than: int | None = None) -> bool:
@@ -22,10 +34,20 @@ async def slug_taken(session: AsyncSession, slug: str, *, other_than: int | None
 
 
 async def page(
-    session: AsyncSession, *, sender_id: int | None, after_id: int | None, limit: int
+    session: AsyncSession,
+    *,
+    senders: SenderIds,
+    sender_id: int | None,
+    after_id: int | None,
+    limit: int,
 ) -> Sequence[MailingList]:
-    """Lists by id, keyset-paginated; ``limit`` rows at most."""
-    stmt = select(MailingList).order_by(MailingList.id).limit(limit)
+    """Lists by id, keyset-paginated; ``limit`` rows at most; the key's senders' only."""
+    stmt = (
+        select(MailingList)
+        .where(of_senders(MailingList.sender_id, senders))
+        .order_by(MailingList.id)
+        .limit(limit)
+    )
     if sender_id is not None:
         stmt = stmt.where(MailingList.sender_id == sender_id)
     if after_id is not None:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_fields import keyset_page
 from app.audit.service import record_audit
+from app.auth.scope import covers
 from app.auth.service import Principal
 from app.errors import Conflict, InvalidInput, NotFound
 from app.lists import repository as repo
@@ -30,8 +31,8 @@ async def _flush_unique_slug(session: AsyncSession, slug: str) -> None:
         raise _slug_conflict(slug) from exc
 
 
-async def get_list(session: AsyncSession, list_id: int) -> ListWithCounts:
-    mailing_list = await repo.get(session, list_id)
+async def get_list(session: AsyncSession, principal: Principal, list_id: int) -> ListWithCounts:
+    mailing_list = await repo.get_visible(session, principal.senders, list_id)
     if mailing_list is None:
         raise NotFound(f"There is no list {list_id}.")
     counts = await repo.status_counts(session, [list_id])
@@ -39,9 +40,16 @@ async def get_list(session: AsyncSession, list_id: int) -> ListWithCounts:
 
 
 async def list_lists(
-    session: AsyncSession, *, sender_id: int | None, after_id: int | None, limit: int
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    sender_id: int | None,
+    after_id: int | None,
+    limit: int,
 ) -> tuple[list[ListWithCounts], str | None]:
-    rows = await repo.page(session, sender_id=sender_id, after_id=after_id, limit=limit + 1)
+    rows = await repo.page(
+        session, senders=principal.senders, sender_id=sender_id, after_id=after_id, limit=limit + 1
+    )
     page, next_cursor = keyset_page(rows, limit, lambda m: m.id)
     counts = await repo.status_counts(session, [m.id for m in page])
     return [(m, counts[m.id]) for m in page], next_cursor
@@ -53,9 +61,13 @@ async def create_list(
     """Create a list for an existing sender, with its purpose (CC-5).
 
     An unknown ``sender_id`` is a 422 (InvalidInput), not a 404: the body names something that
-    does not exist, while the resource addressed, /lists, does. A taken slug is a 409.
+    does not exist, while the resource addressed, /lists, does. A taken slug is a 409. A
+    sender outside a bound key's senders is answered the same as an unknown one (DS-6).
     """
-    if await senders_repo.get(session, data.sender_id) is None:
+    if (
+        not covers(principal.senders, data.sender_id)
+        or await senders_repo.get(session, data.sender_id) is None
+    ):
         raise InvalidInput(f"sender_id: there is no sender {data.sender_id}.")
     if await repo.slug_taken(session, data.slug):
         raise _slug_conflict(data.slug)
@@ -78,7 +90,7 @@ async def update_list(
 ) -> ListWithCounts:
     """Change the fields given. The sender cannot change (CC-1): every consent on the list was
     given to that sender; another sender needs a list of its own and consents of its own."""
-    mailing_list = await repo.get(session, list_id)
+    mailing_list = await repo.get_visible(session, principal.senders, list_id)
     if mailing_list is None:
         raise NotFound(f"There is no list {list_id}.")
     changes = data.model_dump(exclude_unset=True)

@@ -1,6 +1,6 @@
 """Every table, imported in one place (for Alembic and to keep imports free of cycles)."""
 
-from app.models.api_key import ApiKey
+from app.models.api_key import ApiKey, ApiKeySender
 from app.models.audit_log import AuditLog
 from app.models.base import Base
 from app.models.campaign import Campaign
@@ -22,6 +22,7 @@ from app.models.template import Template
 
 __all__ = [
     "ApiKey",
+    "ApiKeySender",
     "AuditLog",
     "Base",
     "Campaign",

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Row, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.scope import SenderIds, of_senders, person_held_elsewhere, person_visible
 from app.models import (
     Campaign,
     ConsentEvent,
@@ -47,60 +48,84 @@ def _is_postgres(session: AsyncSession) -> bool:
 
 
 async def get_subscriber(
-    session: AsyncSession, subscriber_id: int, *, for_update: bool = False
+    session: AsyncSession,
+    subscriber_id: int,
+    *,
+    for_update: bool = False,
+    senders: SenderIds = None,
 ) -> Subscriber | None:
+    """The person; for a bound key, only one its senders hold (app.auth.scope, DS-6)."""
     stmt = select(Subscriber).where(Subscriber.id == subscriber_id)
+    if senders is not None:
+        stmt = stmt.where(person_visible(Subscriber.id, senders))
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.scalars(stmt)).first()
 
 
+async def held_elsewhere(
+    session: AsyncSession, subscriber_id: int, email: str, senders: frozenset[int]
+) -> bool:
+    """Whether another sender than the key's holds a record of the person or the address."""
+    stmt = select(Subscriber.id).where(
+        Subscriber.id == subscriber_id,
+        or_(
+            person_held_elsewhere(Subscriber.id, senders),
+            select(ConsentEvent.id)
+            .where(ConsentEvent.email == email, ConsentEvent.sender_id.not_in(sorted(senders)))
+            .exists(),
+        ),
+    )
+    return (await session.scalar(stmt)) is not None
+
+
 async def subscriptions_of(
-    session: AsyncSession, subscriber_id: int
+    session: AsyncSession, subscriber_id: int, senders: SenderIds = None
 ) -> Sequence[Row[Subscription, MailingList, Sender]]:
     result = await session.execute(
         select(Subscription, MailingList, Sender)
         .join(MailingList, MailingList.id == Subscription.list_id)
         .join(Sender, Sender.id == MailingList.sender_id)
-        .where(Subscription.subscriber_id == subscriber_id)
+        .where(Subscription.subscriber_id == subscriber_id, of_senders(Sender.id, senders))
         .order_by(Subscription.id)
     )
     return result.all()
 
 
 async def events_of_address(
-    session: AsyncSession, email: str
+    session: AsyncSession, email: str, senders: SenderIds = None
 ) -> list[tuple[ConsentEvent, str | None]]:
     """Every consent and opt-out event naming the address, with the wording it refers to."""
     rows = await session.execute(
         select(ConsentEvent, ConsentText.text)
         .outerjoin(ConsentText, ConsentText.hash == ConsentEvent.consent_text_hash)
-        .where(ConsentEvent.email == email)
+        .where(ConsentEvent.email == email, of_senders(ConsentEvent.sender_id, senders))
         .order_by(ConsentEvent.id)
     )
     return [(event, wording) for event, wording in rows]
 
 
 async def deliveries_of(
-    session: AsyncSession, subscriber_id: int
+    session: AsyncSession, subscriber_id: int, senders: SenderIds = None
 ) -> Sequence[Row[Delivery, Campaign]]:
     result = await session.execute(
         select(Delivery, Campaign)
         .join(Campaign, Campaign.id == Delivery.campaign_id)
-        .where(Delivery.subscriber_id == subscriber_id)
+        .where(Delivery.subscriber_id == subscriber_id, of_senders(Campaign.sender_id, senders))
         .order_by(Delivery.id)
     )
     return result.all()
 
 
 async def import_records_of(
-    session: AsyncSession, email: str
+    session: AsyncSession, email: str, senders: SenderIds = None
 ) -> Sequence[Row[ImportItem, ListImport]]:
     """The imports that brought the address, with their acquisition records (DS-4)."""
     result = await session.execute(
         select(ImportItem, ListImport)
         .join(ListImport, ListImport.id == ImportItem.import_id)
-        .where(ImportItem.email == email)
+        .join(MailingList, MailingList.id == ListImport.list_id)
+        .where(ImportItem.email == email, of_senders(MailingList.sender_id, senders))
         .order_by(ImportItem.id)
     )
     return result.all()

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.addresses import AddressHasher
 from app.audit.service import record_audit
 from app.auth.service import Principal
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.mail.transport import remove_files_of
 from app.models.base import utcnow
 from app.models.enums import SuppressionReason, SuppressionScope
@@ -59,17 +59,24 @@ async def export_subscriber(
     """DS-1 (APPI Art. 33): everything held about the person: the profile, subscriptions,
     every consent and opt-out event naming the address with its evidence, wording and hold
     (CR-1, CR-2), suppressions of the address, deliveries, and the imports it came from with
-    their acquisition records (DS-4). The export itself is audited (DS-6)."""
-    subscriber = await repo.get_subscriber(session, subscriber_id)
+    their acquisition records (DS-4). The export itself is audited (DS-6).
+
+    A key bound to senders discloses what its senders hold of a person they hold: their
+    subscriptions, events, deliveries, imports and suppressions, and the person's profile (one
+    per address, shared); never another sender's records (DS-1, DS-6)."""
+    senders = principal.senders
+    subscriber = await repo.get_subscriber(session, subscriber_id, senders=senders)
     if subscriber is None:
         raise _not_found(subscriber_id)
     now = utcnow()
-    subscriptions = await repo.subscriptions_of(session, subscriber.id)
-    events = await repo.events_of_address(session, subscriber.email)
+    subscriptions = await repo.subscriptions_of(session, subscriber.id, senders)
+    events = await repo.events_of_address(session, subscriber.email, senders)
     holds = await compute_holds(session, [held_event(event) for event, _ in events], now)
-    suppressions = await admin_service.suppression_status(session, hasher, subscriber.email)
-    deliveries = await repo.deliveries_of(session, subscriber.id)
-    imports = await repo.import_records_of(session, subscriber.email)
+    suppressions = await admin_service.suppression_status(
+        session, hasher, subscriber.email, senders
+    )
+    deliveries = await repo.deliveries_of(session, subscriber.id, senders)
+    imports = await repo.import_records_of(session, subscriber.email, senders)
     export = SubscriberExport(
         exported_at=now,
         subscriber=ExportedProfile.model_validate(subscriber, from_attributes=True),
@@ -165,24 +172,39 @@ async def erase_subscriber(
 ) -> ErasureReport:
     """DS-3 (APPI Art. 35), in one unit of work:
 
-    - every consent and opt-out event of the address gets its hold (CR-2) computed while the
-      delivery history it depends on still exists; sending stops today;
-    - the profile and its attributes, the subscriptions, the delivery history and the outbox
-      rows are deleted. Deliveries not yet handed to SMTP go with them, so a worker that
-      claimed one finds nothing in its send window (SG-2);
-    - the events themselves are kept, with the address, until their hold (a legal hold); the
-      foreign key sets their subscriber_id to NULL. Import records naming the address keep
-      their own three-year hold (DS-4);
-    - a global suppression stored only as the keyed hash of the address, so that it is never
-      mailed again, whoever imports it or records consent for it; only the person's own
-      confirmed opt-in lifts it (OO-6);
-    - an audit entry without the address (DS-6);
-    - the file transport's copies in ``outbox_dir`` of every mail to the person, found by the
-      keyed-hash tag in their names (``mail_files`` in the report).
+        - every consent and opt-out event of the address gets its hold (CR-2) computed while the
+          delivery history it depends on still exists; sending stops today;
+        - the profile and its attributes, the subscriptions, the delivery history and the outbox
+          rows are deleted. Deliveries not yet handed to SMTP go with them, so a worker that
+          claimed one finds nothing in its send window (SG-2);
+        - the events themselves are kept, with the address, until their hold (a legal hold); the
+          foreign key sets their subscriber_id to NULL. Import records naming the address keep
+          their own three-year hold (DS-4);
+        - a global suppression stored only as the keyed hash of the address, so that it is never
+          mailed again, whoever imports it or records consent for it; only the person's own
+          confirmed opt-in lifts it (OO-6);
+        - an audit entry without the address (DS-6);
+        - the file transport's copies in ``outbox_dir`` of every mail to the person, found by the
+          keyed-hash tag in their names (``mail_files`` in the report).
+
+        Erasure removes the whole person, and its global suppression stops every sender's mail to
+        the address. So a key bound to senders erases only a person no other sender holds; for
+        one another sender holds too it is a 409 (naming neither that sender nor its records),
+        and the erasure is done with a key bound to no sender (DS-3, DS-6).
+    >>>>>>> i10-keys
     """
-    found = await repo.get_subscriber(session, subscriber_id)
+    senders = principal.senders
+    found = await repo.get_subscriber(session, subscriber_id, senders=senders)
     if found is None:
         raise _not_found(subscriber_id)
+    if senders is not None and await repo.held_elsewhere(
+        session, subscriber_id, found.email, senders
+    ):
+        raise Conflict(
+            "This person also has records held for a sender outside this key's senders; an "
+            "erasure removes the whole person and stops every sender's mail (DS-3), so it "
+            "needs an admin key not bound to senders."
+        )
     email = found.email  # an address never changes (DS-2)
     # Lock order: the events (as the purge does), then the subscriptions (as an opt-out or a
     # signup does), then the person; every path takes them in this order, so none deadlocks.

@@ -26,19 +26,21 @@ async def create_sender(body: SenderCreate, session: SessionDep, principal: Admi
 @router.get("")
 async def list_senders(
     session: SessionDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[SenderOut]:
-    rows, next_cursor = await service.list_senders(session, after_id=cursor, limit=limit)
+    rows, next_cursor = await service.list_senders(
+        session, principal.senders, after_id=cursor, limit=limit
+    )
     return Page[SenderOut](
         items=[SenderOut.model_validate(s) for s in rows], next_cursor=next_cursor
     )
 
 
 @router.get("/{sender_id}")
-async def get_sender(sender_id: SenderId, session: SessionDep, _principal: ReadKey) -> SenderOut:
-    return SenderOut.model_validate(await service.get_sender(session, sender_id))
+async def get_sender(sender_id: SenderId, session: SessionDep, principal: ReadKey) -> SenderOut:
+    return SenderOut.model_validate(await service.get_sender(session, principal.senders, sender_id))
 
 
 @router.patch("/{sender_id}")

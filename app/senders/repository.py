@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.scope import SenderIds, of_senders
 from app.models import Sender
 
 
@@ -14,9 +15,11 @@ async def get(session: AsyncSession, sender_id: int) -> Sender | None:
     return await session.get(Sender, sender_id)
 
 
-async def page(session: AsyncSession, *, after_id: int | None, limit: int) -> Sequence[Sender]:
-    """Senders by id, keyset-paginated; ``limit`` rows at most."""
-    stmt = select(Sender).order_by(Sender.id).limit(limit)
+async def page(
+    session: AsyncSession, *, senders: SenderIds, after_id: int | None, limit: int
+) -> Sequence[Sender]:
+    """Senders by id, keyset-paginated; ``limit`` rows at most; the key's senders only."""
+    stmt = select(Sender).where(of_senders(Sender.id, senders)).order_by(Sender.id).limit(limit)
     if after_id is not None:
         stmt = stmt.where(Sender.id > after_id)
     return (await session.scalars(stmt)).all()

@@ -6,8 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_fields import keyset_page
 from app.audit.service import record_audit
+from app.auth.scope import SenderIds, covers
 from app.auth.service import Principal
-from app.errors import InvalidInput, NotFound
+from app.errors import Forbidden, InvalidInput, NotFound
 from app.models import Sender
 from app.privacy.policy import minimum_retention_days
 from app.senders import repository as repo
@@ -50,22 +51,26 @@ def _require_legal_retention(sender: Sender) -> None:
         )
 
 
-async def get_sender(session: AsyncSession, sender_id: int) -> Sender:
-    sender = await repo.get(session, sender_id)
+async def get_sender(session: AsyncSession, senders: SenderIds, sender_id: int) -> Sender:
+    """A sender outside a bound key's senders does not exist for it (DS-6)."""
+    sender = await repo.get(session, sender_id) if covers(senders, sender_id) else None
     if sender is None:
         raise NotFound(f"There is no sender {sender_id}.")
     return sender
 
 
 async def list_senders(
-    session: AsyncSession, *, after_id: int | None, limit: int
+    session: AsyncSession, senders: SenderIds, *, after_id: int | None, limit: int
 ) -> tuple[list[Sender], str | None]:
-    rows = await repo.page(session, after_id=after_id, limit=limit + 1)
+    rows = await repo.page(session, senders=senders, after_id=after_id, limit=limit + 1)
     return keyset_page(rows, limit, lambda s: s.id)
 
 
 async def create_sender(session: AsyncSession, principal: Principal, data: SenderCreate) -> Sender:
-    """Create a sender (MH-1, SG-3); audited with the key that made it (DS-6)."""
+    """Create a sender (MH-1, SG-3); audited with the key that made it (DS-6). A key bound
+    to senders cannot: the new sender would be outside its own scope."""
+    if principal.senders is not None:
+        raise Forbidden("A key bound to senders cannot create senders.")
     sender = Sender(**data.model_dump())
     _require_contact(sender)
     _require_legal_retention(sender)
@@ -81,7 +86,7 @@ async def update_sender(
     session: AsyncSession, principal: Principal, sender_id: int, data: SenderUpdate
 ) -> Sender:
     """Change the fields given; the sender must still have a contact afterwards (SG-3)."""
-    sender = await get_sender(session, sender_id)
+    sender = await get_sender(session, principal.senders, sender_id)
     changes = data.model_dump(exclude_unset=True)
     for name, value in changes.items():
         setattr(sender, name, value)

@@ -44,7 +44,7 @@ async def create_subscriber(
 @router.get("")
 async def list_subscribers(
     session: SessionDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     email: Annotated[EmailAddress | None, Query()] = None,
     list_id: Annotated[int | None, Query(ge=1, le=DB_ID_MAX)] = None,
     status: Annotated[SubscriptionStatus | None, Query()] = None,
@@ -52,16 +52,22 @@ async def list_subscribers(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[SubscriberOut]:
     views, next_cursor = await service.list_subscribers(
-        session, email=email, list_id=list_id, status=status, after_id=cursor, limit=limit
+        session,
+        principal,
+        email=email,
+        list_id=list_id,
+        status=status,
+        after_id=cursor,
+        limit=limit,
     )
     return Page[SubscriberOut](items=[_out(v) for v in views], next_cursor=next_cursor)
 
 
 @router.get("/{subscriber_id}")
 async def get_subscriber(
-    subscriber_id: SubscriberId, session: SessionDep, _principal: ReadKey
+    subscriber_id: SubscriberId, session: SessionDep, principal: ReadKey
 ) -> SubscriberOut:
-    return _out(await service.get_subscriber(session, subscriber_id))
+    return _out(await service.get_subscriber(session, principal, subscriber_id))
 
 
 @router.patch("/{subscriber_id}")

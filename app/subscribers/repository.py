@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.scope import SenderIds, of_senders, person_visible
 from app.models import MailingList, Subscriber, Subscription
 from app.models.base import utcnow
 from app.subscriptions.repository import GateVerdict, gate_verdict
@@ -60,9 +61,22 @@ async def get(session: AsyncSession, subscriber_id: int) -> Subscriber | None:
     return await session.get(Subscriber, subscriber_id)
 
 
+async def get_visible(
+    session: AsyncSession, senders: SenderIds, subscriber_id: int
+) -> Subscriber | None:
+    """The person if one of the key's senders holds them (app.auth.scope), else None (DS-6)."""
+    if senders is None:
+        return await session.get(Subscriber, subscriber_id)
+    stmt = select(Subscriber).where(
+        Subscriber.id == subscriber_id, person_visible(Subscriber.id, senders)
+    )
+    return (await session.scalars(stmt)).first()
+
+
 async def page(
     session: AsyncSession,
     *,
+    senders: SenderIds,
     email: str | None,
     list_id: int | None,
     status: str | None,
@@ -70,8 +84,13 @@ async def page(
     limit: int,
 ) -> Sequence[Subscriber]:
     """Subscribers by id, keyset-paginated, optionally only those with a subscription to the
-    list and/or in the status given."""
-    stmt = select(Subscriber).order_by(Subscriber.id).limit(limit)
+    list and/or in the status given; those the key's senders hold only."""
+    stmt = (
+        select(Subscriber)
+        .where(person_visible(Subscriber.id, senders))
+        .order_by(Subscriber.id)
+        .limit(limit)
+    )
     if email is not None:
         stmt = stmt.where(Subscriber.email == email)
     if list_id is not None or status is not None:
@@ -80,6 +99,12 @@ async def page(
             match = match.where(Subscription.list_id == list_id)
         if status is not None:
             match = match.where(Subscription.status == status)
+        if senders is not None:  # the status of a subscription the key can see
+            match = match.where(
+                Subscription.list_id.in_(
+                    select(MailingList.id).where(of_senders(MailingList.sender_id, senders))
+                )
+            )
         stmt = stmt.where(match.exists())
     if after_id is not None:
         stmt = stmt.where(Subscriber.id > after_id)
@@ -87,9 +112,10 @@ async def page(
 
 
 async def subscriptions_with_gate(
-    session: AsyncSession, subscriber_ids: Sequence[int]
+    session: AsyncSession, subscriber_ids: Sequence[int], senders: SenderIds = None
 ) -> dict[int, list[tuple[Subscription, GateVerdict]]]:
-    """The subscriptions of some subscribers, each with the send gate's verdict now (SG-1)."""
+    """The subscriptions of some subscribers, each with the send gate's verdict now (SG-1);
+    those to the key's senders' lists only (DS-6)."""
     found: dict[int, list[tuple[Subscription, GateVerdict]]] = {i: [] for i in subscriber_ids}
     if not subscriber_ids:
         return found
@@ -97,7 +123,10 @@ async def subscriptions_with_gate(
         select(Subscription, gate_verdict())
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .join(MailingList, MailingList.id == Subscription.list_id)
-        .where(Subscription.subscriber_id.in_(subscriber_ids))
+        .where(
+            Subscription.subscriber_id.in_(subscriber_ids),
+            of_senders(MailingList.sender_id, senders),
+        )
         .order_by(Subscription.subscriber_id, Subscription.list_id)
     )
     for subscription, verdict in rows:

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.addresses import AddressHasher, mask_address
 from app.api_fields import keyset_page
 from app.audit.service import record_audit
+from app.auth.scope import SenderIds
 from app.auth.service import Principal
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, Forbidden, NotFound
 from app.lists import repository as lists_repo
 from app.models import Subscriber, Subscription
 from app.models.enums import SubscriptionStatus
@@ -25,20 +26,31 @@ class SubscriberView:
     subscriptions: list[tuple[Subscription, GateVerdict]]
 
 
-async def _view(session: AsyncSession, subscriber: Subscriber) -> SubscriberView:
-    found = await repo.subscriptions_with_gate(session, [subscriber.id])
+async def _view(
+    session: AsyncSession, subscriber: Subscriber, senders: SenderIds = None
+) -> SubscriberView:
+    found = await repo.subscriptions_with_gate(session, [subscriber.id], senders)
     return SubscriberView(subscriber, found[subscriber.id])
 
 
-async def get_subscriber(session: AsyncSession, subscriber_id: int) -> SubscriberView:
-    subscriber = await repo.get(session, subscriber_id)
+async def _visible(session: AsyncSession, senders: SenderIds, subscriber_id: int) -> Subscriber:
+    """DS-6: a person none of a bound key's senders holds does not exist for it."""
+    subscriber = await repo.get_visible(session, senders, subscriber_id)
     if subscriber is None:
         raise NotFound(f"There is no subscriber {subscriber_id}.")
-    return await _view(session, subscriber)
+    return subscriber
+
+
+async def get_subscriber(
+    session: AsyncSession, principal: Principal, subscriber_id: int
+) -> SubscriberView:
+    subscriber = await _visible(session, principal.senders, subscriber_id)
+    return await _view(session, subscriber, principal.senders)
 
 
 async def list_subscribers(
     session: AsyncSession,
+    principal: Principal,
     *,
     email: str | None,
     list_id: int | None,
@@ -46,10 +58,14 @@ async def list_subscribers(
     after_id: int | None,
     limit: int,
 ) -> tuple[list[SubscriberView], str | None]:
-    if list_id is not None and await lists_repo.get(session, list_id) is None:
+    if (
+        list_id is not None
+        and await lists_repo.get_visible(session, principal.senders, list_id) is None
+    ):
         raise NotFound(f"There is no list {list_id}.")
     rows = await repo.page(
         session,
+        senders=principal.senders,
         email=email,
         list_id=list_id,
         status=status.value if status else None,
@@ -57,7 +73,7 @@ async def list_subscribers(
         limit=limit + 1,
     )
     page, next_cursor = keyset_page(rows, limit, lambda s: s.id)
-    found = await repo.subscriptions_with_gate(session, [s.id for s in page])
+    found = await repo.subscriptions_with_gate(session, [s.id for s in page], principal.senders)
     return [SubscriberView(s, found[s.id]) for s in page], next_cursor
 
 
@@ -65,7 +81,16 @@ async def create_subscriber(
     session: AsyncSession, hasher: AddressHasher, principal: Principal, data: SubscriberCreate
 ) -> SubscriberView:
     """A person with no consent at all: no subscription, so the gate never lets mail through
-    to them (CC-1) until consent is recorded for a list. A known address is a 409."""
+    to them (CC-1) until consent is recorded for a list. A known address is a 409.
+
+    A key bound to senders adds people through consents or imports on its own lists instead:
+    a bare person would be held by none of its senders, and a 409 would tell it that another
+    sender holds the address (DS-6)."""
+    if principal.senders is not None:
+        raise Forbidden(
+            "A key bound to senders adds people by recording their consent on one of its lists "
+            "(POST /lists/{id}/consents) or by an import."
+        )
     if await repo.get_by_email(session, data.email) is not None:
         raise Conflict("A subscriber with this address already exists.")
     subscriber, created = await repo.get_or_create(
@@ -85,16 +110,15 @@ async def create_subscriber(
         subscriber.id,
         {"email": mask_address(subscriber.email)},
     )
-    return await _view(session, subscriber)
+    return await _view(session, subscriber, principal.senders)
 
 
 async def update_subscriber(
     session: AsyncSession, principal: Principal, subscriber_id: int, data: SubscriberUpdate
 ) -> SubscriberView:
-    """DS-2: correct the name and attributes (the schema refuses an address change)."""
-    subscriber = await repo.get(session, subscriber_id)
-    if subscriber is None:
-        raise NotFound(f"There is no subscriber {subscriber_id}.")
+    """DS-2: correct the name and attributes (the schema refuses an address change). The
+    profile is one per person: a bound key corrects it for a person its senders hold."""
+    subscriber = await _visible(session, principal.senders, subscriber_id)
     changes = data.model_dump(exclude_unset=True, exclude={"email"})
     if "attributes" in changes and changes["attributes"] is None:
         changes["attributes"] = {}
@@ -110,4 +134,4 @@ async def update_subscriber(
         subscriber.id,
         {"fields": sorted(changes)},
     )
-    return await _view(session, subscriber)
+    return await _view(session, subscriber, principal.senders)

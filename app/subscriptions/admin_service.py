@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.addresses import AddressHasher, mask_address
 from app.api_fields import keyset_page
 from app.audit.service import record_audit
+from app.auth.scope import SenderIds, covers
 from app.auth.service import Principal
 from app.errors import InvalidInput, NotFound
 from app.export_formats import csv_stream, json_array_stream, plain
@@ -103,7 +104,9 @@ async def record_operator_consent(
 ) -> ConsentRecord:
     """Record consent obtained elsewhere (CC-1, CC-4, CR-1): the evidence must hold what the
     basis needs; an address under suppression is refused with 409 and nothing is stored (OO-6);
-    the grant is audited with the key that recorded it (DS-6)."""
+    the grant is audited with the key that recorded it (DS-6). A list outside a bound key's
+    senders is a 404, as an unknown one."""
+    await _require_list(session, principal.senders, list_id)
     evidence = checked_evidence(data.basis, data.evidence, data.consent_text)
     recorded = await service.record_consent(
         session,
@@ -139,12 +142,13 @@ async def record_operator_consent(
 
 
 async def _optout_targets(
-    session: AsyncSession, data: OptOutCreate
+    session: AsyncSession, senders: SenderIds, data: OptOutCreate
 ) -> tuple[Literal["list", "sender", "every_sender"], list[tuple[int, int | None]]]:
     """OO-5: the (sender, list) pairs an operator's opt-out covers. Unknown ids in the body are
-    a 422 naming the field, as in POST /lists."""
+    a 422 naming the field, as in POST /lists; so are those outside a bound key's senders, and
+    "every sender" means every sender of the key (DS-6)."""
     if data.list_id is not None:
-        mailing_list = await lists_repo.get(session, data.list_id)
+        mailing_list = await lists_repo.get_visible(session, senders, data.list_id)
         if mailing_list is None:
             raise InvalidInput(f"list_id: there is no list {data.list_id}.")
         if data.sender_id is not None and data.sender_id != mailing_list.sender_id:
@@ -154,10 +158,14 @@ async def _optout_targets(
             )
         return "list", [(mailing_list.sender_id, mailing_list.id)]
     if data.sender_id is not None:
-        if await senders_repo.get(session, data.sender_id) is None:
+        if (
+            not covers(senders, data.sender_id)
+            or await senders_repo.get(session, data.sender_id) is None
+        ):
             raise InvalidInput(f"sender_id: there is no sender {data.sender_id}.")
         return "sender", [(data.sender_id, None)]
-    return "every_sender", [(sender_id, None) for sender_id in await senders_repo.all_ids(session)]
+    every = await senders_repo.all_ids(session)
+    return "every_sender", [(sender_id, None) for sender_id in every if covers(senders, sender_id)]
 
 
 async def record_operator_optout(
@@ -171,7 +179,7 @@ async def record_operator_optout(
     An address Shodaku does not know still gets its suppression: the person asked, and a later
     import must not mail them (OO-1, OO-6). A repeat changes nothing and is harmless.
     """
-    scope, targets = await _optout_targets(session, data)
+    scope, targets = await _optout_targets(session, principal.senders, data)
     method = ConsentMethod(data.channel.value)
     effects: list[OptOutEffect] = []
     for sender_id, list_id in targets:
@@ -198,6 +206,9 @@ async def record_operator_optout(
             )
         )
     subscriber = await subscribers_repo.get_by_email(session, data.email)
+    if subscriber is not None and principal.senders is not None:
+        # The entry a bound key reads back must not tell it that another sender holds them.
+        subscriber = await subscribers_repo.get_visible(session, principal.senders, subscriber.id)
     await record_audit(
         session,
         principal,
@@ -221,13 +232,15 @@ async def record_operator_optout(
     )
 
 
-async def _require_list(session: AsyncSession, list_id: int | None) -> None:
-    if list_id is not None and await lists_repo.get(session, list_id) is None:
+async def _require_list(session: AsyncSession, senders: SenderIds, list_id: int | None) -> None:
+    """A list outside a bound key's senders is answered as an unknown one: 404 (DS-6)."""
+    if list_id is not None and await lists_repo.get_visible(session, senders, list_id) is None:
         raise NotFound(f"There is no list {list_id}.")
 
 
 async def consent_events(
     session: AsyncSession,
+    principal: Principal,
     *,
     list_id: int | None,
     email: str | None,
@@ -235,10 +248,17 @@ async def consent_events(
     before_id: int | None,
     limit: int,
 ) -> tuple[list[ConsentEvent], str | None]:
-    """The ledger, newest first (CR-1): grants, confirmations and withdrawals."""
-    await _require_list(session, list_id)
+    """The ledger, newest first (CR-1): grants, confirmations and withdrawals; a bound key's
+    senders' events only (DS-6)."""
+    await _require_list(session, principal.senders, list_id)
     rows = await repo.latest_events(
-        session, list_id=list_id, email=email, since=since, before_id=before_id, limit=limit + 1
+        session,
+        list_id=list_id,
+        email=email,
+        since=since,
+        before_id=before_id,
+        limit=limit + 1,
+        senders=principal.senders,
     )
     return keyset_page(rows, limit, lambda e: e.id)
 
@@ -280,7 +300,11 @@ def _export_record(event: ConsentEvent, wording: str | None) -> dict[str, Any]:
 
 
 async def _event_batches(
-    sessionmaker: async_sessionmaker[AsyncSession], *, list_id: int | None, email: str | None
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    list_id: int | None,
+    email: str | None,
+    senders: SenderIds,
 ) -> AsyncIterator[Sequence[tuple[ConsentEvent, str | None]]]:
     # One short session per batch: on SQLite every transaction holds the write lock, so a
     # session kept open for a long download would stall every writer meanwhile.
@@ -288,7 +312,12 @@ async def _event_batches(
     while True:
         async with sessionmaker() as session:
             rows = await admin_repo.events_with_wording(
-                session, list_id=list_id, email=email, after_id=after_id, limit=EXPORT_BATCH
+                session,
+                list_id=list_id,
+                email=email,
+                after_id=after_id,
+                limit=EXPORT_BATCH,
+                senders=senders,
             )
         if rows:
             yield rows
@@ -319,8 +348,9 @@ async def consent_export(
 
     The filters are checked now, so an unknown list is a 404 before the download starts. The
     export is audited (DS-6) in the request's unit of work, committed before the download.
+    A bound key exports its senders' events only (DS-6).
     """
-    await _require_list(session, list_id)
+    await _require_list(session, principal.senders, list_id)
     await record_audit(
         session,
         principal,
@@ -329,15 +359,20 @@ async def consent_export(
         list_id,
         {"format": fmt, "email": mask_address(email) if email else None},
     )
-    records = _records(_event_batches(sessionmaker, list_id=list_id, email=email))
+    records = _records(
+        _event_batches(sessionmaker, list_id=list_id, email=email, senders=principal.senders)
+    )
     return csv_stream(EXPORT_COLUMNS, records) if fmt == "csv" else json_array_stream(records)
 
 
 async def suppression_status(
-    session: AsyncSession, hasher: AddressHasher, email: str
+    session: AsyncSession, hasher: AddressHasher, email: str, senders: SenderIds = None
 ) -> SuppressionStatus:
     """Whether and why an address must not be mailed (SG-2, OO-6, DS-3): suppressions are
-    matched by the keyed hash of the address, so they answer even after an erasure."""
+    matched by the keyed hash of the address, so they answer even after an erasure.
+
+    A bound key sees the global suppressions (they stop its own mail too) and those of its
+    senders and their lists, never another sender's (DS-6)."""
     found = await repo.find_suppressions(session, hasher(email))
     list_ids = [s.scope_ref for s in found if s.scope == SuppressionScope.LIST]
     senders_of_lists = await lists_repo.senders_of(session, list_ids)
@@ -360,4 +395,7 @@ async def suppression_status(
                 consent_event_id=suppression.consent_event_id,
             )
         )
+    entries = [
+        e for e in entries if e.scope == SuppressionScope.GLOBAL or covers(senders, e.sender_id)
+    ]
     return SuppressionStatus(email=email, suppressed=bool(entries), suppressions=entries)

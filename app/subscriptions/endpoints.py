@@ -49,7 +49,7 @@ async def record_consent(
 @router.get("/consents")
 async def list_consent_events(
     session: SessionDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     list_id: ListFilter = None,
     email: EmailFilter = None,
     since: Annotated[UtcTimestamp | None, Query()] = None,
@@ -57,7 +57,7 @@ async def list_consent_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[ConsentEventOut]:
     events, next_cursor = await admin_service.consent_events(
-        session, list_id=list_id, email=email, since=since, before_id=cursor, limit=limit
+        session, principal, list_id=list_id, email=email, since=since, before_id=cursor, limit=limit
     )
     return Page[ConsentEventOut](
         items=[ConsentEventOut.model_validate(e) for e in events], next_cursor=next_cursor
@@ -113,6 +113,6 @@ async def suppression_status(
     email: Annotated[EmailAddress, Query()],
     session: SessionDep,
     hasher: HasherDep,
-    _principal: ReadKey,
+    principal: ReadKey,
 ) -> SuppressionStatus:
-    return await admin_service.suppression_status(session, hasher, email)
+    return await admin_service.suppression_status(session, hasher, email, principal.senders)

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app.auth.scope import SenderIds, of_senders
 from app.models import (
     ConsentEvent,
     ConsentText,
@@ -282,9 +283,11 @@ async def latest_events(
     since: Any = None,
     before_id: int | None = None,
     limit: int = 100,
+    senders: SenderIds = None,
 ) -> Sequence[ConsentEvent]:
-    """Consent and opt-out events, newest first, keyset-paginated by id."""
-    stmt = select(ConsentEvent)
+    """Consent and opt-out events, newest first, keyset-paginated by id; the key's senders'
+    only (DS-6)."""
+    stmt = select(ConsentEvent).where(of_senders(ConsentEvent.sender_id, senders))
     if list_id is not None:
         stmt = stmt.where(events_concerning_list(list_id))
     if email is not None:

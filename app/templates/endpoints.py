@@ -35,11 +35,13 @@ async def create_template(
 @router.get("")
 async def list_templates(
     session: SessionDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[TemplateOut]:
-    rows, next_cursor = await service.list_templates(session, after_id=cursor, limit=limit)
+    rows, next_cursor = await service.list_templates(
+        session, principal.senders, after_id=cursor, limit=limit
+    )
     return Page[TemplateOut](
         items=[TemplateOut.model_validate(t) for t in rows], next_cursor=next_cursor
     )
@@ -47,9 +49,10 @@ async def list_templates(
 
 @router.get("/{template_id}")
 async def get_template(
-    template_id: TemplateId, session: SessionDep, _principal: ReadKey
+    template_id: TemplateId, session: SessionDep, principal: ReadKey
 ) -> TemplateOut:
-    return TemplateOut.model_validate(await service.get_template(session, template_id))
+    template = await service.get_template(session, principal.senders, template_id)
+    return TemplateOut.model_validate(template)
 
 
 @router.patch("/{template_id}")
@@ -71,7 +74,7 @@ async def preview_template(
     template_id: TemplateId,
     session: SessionDep,
     runtime: RuntimeDep,
-    _principal: AdminKey,
+    principal: AdminKey,
     body: PreviewRequest | None = None,
 ) -> PreviewOut:
     """Admin key: a preview for a real subscriber carries their working unsubscribe link."""
@@ -79,6 +82,7 @@ async def preview_template(
     rendered = await service.preview(
         session,
         runtime,
+        principal,
         template_id,
         subscriber_id=request.subscriber_id,
         list_id=request.list_id,

@@ -33,6 +33,8 @@ class TemplateCreate(BaseModel):
     subject: SubjectSource
     html: BodySource
     text: BodySource | None = None
+    # The sender whose template it is; none: shared by every sender (DS-6, README).
+    sender_id: JsonDbId | None = None
 
 
 class TemplateUpdate(BaseModel):
@@ -57,6 +59,7 @@ class TemplateOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    sender_id: int | None
     name: str
     subject: str
     html: str

@@ -7,13 +7,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_fields import keyset_page
 from app.audit.service import record_audit
+from app.auth.scope import SenderIds, covers
 from app.auth.service import Principal
 from app.config import Settings
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
+from app.lists import repository as lists_repo
 from app.mail.compose import CampaignComposer, Recipient, RenderedMessage, sample_recipient
 from app.models import MailingList, Sender, Subscriber, Template
 from app.models.enums import Language
 from app.runtime import Runtime
+from app.senders import repository as senders_repo
+from app.subscribers import repository as subscribers_repo
 from app.templates import repository as repo
 from app.templates.sandbox import check_single_line
 from app.templates.schemas import TemplateCreate, TemplateUpdate
@@ -57,27 +61,47 @@ def validate_template(settings: Settings, *, subject: str, html: str, text: str 
     composer.compose(sample_recipient(settings))
 
 
-async def get_template(session: AsyncSession, template_id: int) -> Template:
+async def get_template(session: AsyncSession, senders: SenderIds, template_id: int) -> Template:
+    """A template outside a bound key's senders (a shared one included) does not exist for it
+    (DS-6)."""
     template = await repo.get(session, template_id)
-    if template is None:
+    if template is None or not covers(senders, template.sender_id):
         raise NotFound(f"There is no template {template_id}.")
     return template
 
 
 async def list_templates(
-    session: AsyncSession, *, after_id: int | None, limit: int
+    session: AsyncSession, senders: SenderIds, *, after_id: int | None, limit: int
 ) -> tuple[list[Template], str | None]:
-    rows = await repo.page(session, after_id=after_id, limit=limit + 1)
+    rows = await repo.page(session, senders=senders, after_id=after_id, limit=limit + 1)
     return keyset_page(rows, limit, lambda t: t.id)
 
 
 async def create_template(
     session: AsyncSession, principal: Principal, settings: Settings, data: TemplateCreate
 ) -> Template:
-    """Save a template that compiles and renders in the sandbox; audited (DS-6)."""
+    """Save a template that compiles and renders in the sandbox; audited (DS-6).
+
+    ``sender_id`` makes it one sender's template; without it the template is shared by every
+    sender, which only a key bound to no sender may make: a bound key's template is always
+    one of its senders' (its only sender's by default), and a sender outside its scope is
+    answered as an unknown one (DS-6)."""
     check_single_line("name", data.name)
+    sender_id = data.sender_id
+    senders = principal.senders
+    if sender_id is None and senders is not None:
+        if len(senders) > 1:
+            raise InvalidInput(
+                "sender_id: required for a key bound to several senders: the template is "
+                "made for one of them."
+            )
+        (sender_id,) = senders
+    if sender_id is not None and (
+        not covers(senders, sender_id) or await senders_repo.get(session, sender_id) is None
+    ):
+        raise InvalidInput(f"sender_id: there is no sender {sender_id}.")
     validate_template(settings, subject=data.subject, html=data.html, text=data.text)
-    template = Template(**data.model_dump())
+    template = Template(**data.model_dump(exclude={"sender_id"}), sender_id=sender_id)
     session.add(template)
     await session.flush()
     await record_audit(
@@ -94,7 +118,7 @@ async def update_template(
     data: TemplateUpdate,
 ) -> Template:
     """Change the fields given; the result is validated as a whole, as on creation."""
-    template = await get_template(session, template_id)
+    template = await get_template(session, principal.senders, template_id)
     changes = data.model_dump(exclude_unset=True)
     merged = {
         "subject": template.subject,
@@ -122,6 +146,7 @@ async def update_template(
 async def preview(
     session: AsyncSession,
     runtime: Runtime,
+    principal: Principal,
     template_id: int,
     *,
     subscriber_id: int | None,
@@ -130,22 +155,26 @@ async def preview(
     """What the recipient would get, rendered by the composer a campaign uses (MH-1 footer in
     both parts). The list gives the sender and the language: ``list_id``, else the subscriber's
     first list, else the first list. For a real subscriber the unsubscribe URL is their real,
-    working link, which is why previews need an admin key."""
-    template = await get_template(session, template_id)
+    working link, which is why previews need an admin key. A bound key previews its senders'
+    templates, for the people and lists they hold, only (DS-6); a sender's template defaults
+    to that sender's lists."""
+    senders = principal.senders
+    template = await get_template(session, senders, template_id)
     subscriber: Subscriber | None = None
     if subscriber_id is not None:
-        subscriber = await session.get(Subscriber, subscriber_id)
+        subscriber = await subscribers_repo.get_visible(session, senders, subscriber_id)
         if subscriber is None:
             raise NotFound(f"There is no subscriber {subscriber_id}.")
     mailing_list: MailingList | None
     if list_id is not None:
-        mailing_list = await session.get(MailingList, list_id)
+        mailing_list = await lists_repo.get_visible(session, senders, list_id)
         if mailing_list is None:
             raise NotFound(f"There is no list {list_id}.")
     else:
-        mailing_list = await repo.first_list_of(session, subscriber.id) if subscriber else None
+        own = frozenset({template.sender_id}) if template.sender_id is not None else senders
+        mailing_list = await repo.first_list_of(session, subscriber.id, own) if subscriber else None
         if mailing_list is None:
-            mailing_list = await repo.first_list(session)
+            mailing_list = await repo.first_list(session, own)
     if mailing_list is None:
         raise Conflict(
             "There is no list yet: a preview needs one, for the sender, the language and the "

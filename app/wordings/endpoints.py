@@ -42,13 +42,13 @@ async def register_wording(
 async def list_wordings(
     list_id: ListId,
     session: SessionDep,
-    _principal: ReadKey,
+    principal: ReadKey,
     cursor: Annotated[Cursor, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[WordingOut]:
     """Every wording registered for the list, retired ones included, by version."""
     rows, next_cursor = await service.list_wordings(
-        session, list_id, after_version=cursor, limit=limit
+        session, principal, list_id, after_version=cursor, limit=limit
     )
     return Page[WordingOut](
         items=[WordingOut.of(wording, text) for wording, text in rows], next_cursor=next_cursor

@@ -16,6 +16,7 @@ from app.api_fields import keyset_page
 from app.audit.service import record_audit
 from app.auth.service import Principal
 from app.errors import Conflict, InvalidInput, NotFound
+from app.lists import repository as lists_repo
 from app.models import MailingList, RegisteredWording
 from app.models.base import utcnow
 from app.subscriptions import repository as consent_repo
@@ -43,6 +44,9 @@ async def register_wording(
     a text that was retired stays retired: it is refused with 409, so a retirement is never
     undone by accident.
     """
+    # DS-6: a key bound to senders sees no list of another sender: 404, as if none existed.
+    if await lists_repo.get_visible(session, principal.senders, list_id) is None:
+        raise NotFound(f"There is no list {list_id}.")
     mailing_list = await repo.list_for_update(session, list_id)
     if mailing_list is None:
         raise NotFound(f"There is no list {list_id}.")
@@ -75,9 +79,14 @@ async def register_wording(
 
 
 async def list_wordings(
-    session: AsyncSession, list_id: int, *, after_version: int | None, limit: int
+    session: AsyncSession,
+    principal: Principal,
+    list_id: int,
+    *,
+    after_version: int | None,
+    limit: int,
 ) -> tuple[list[tuple[RegisteredWording, str]], str | None]:
-    if await session.get(MailingList, list_id) is None:
+    if await lists_repo.get_visible(session, principal.senders, list_id) is None:
         raise NotFound(f"There is no list {list_id}.")
     rows = await repo.page(session, list_id, after_version=after_version, limit=limit + 1)
     return keyset_page(rows, limit, lambda row: row[0].version)
@@ -88,6 +97,8 @@ async def retire_wording(
 ) -> tuple[RegisteredWording, str]:
     """CR-1: from now on new JSON signups may not use this wording; the consents already
     recorded with it keep referencing it. Retiring twice changes nothing."""
+    if await lists_repo.get_visible(session, principal.senders, list_id) is None:
+        raise NotFound(f"There is no list {list_id}.")
     found = await repo.by_version(session, list_id, version, for_update=True)
     if found is None:
         raise NotFound(f"List {list_id} has no registered wording version {version}.")

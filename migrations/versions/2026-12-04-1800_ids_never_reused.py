@@ -7,7 +7,7 @@ gets its id, and "subscriber 7" in the audit log names two people. PostgreSQL se
 back: nothing to do there. consent_events got the same treatment in d5fdd84b98bd.
 
 Revision ID: 941aae4236c1
-Revises: 4dc50d471e74
+Revises: 8149cb6a8a32
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "941aae4236c1"
-down_revision: str | None = "4dc50d471e74"
+down_revision: str | None = "8149cb6a8a32"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,6 +7,8 @@ needs git, make, curl and the package index pip uses (as `make serve` does).
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import re
 import shutil
@@ -14,6 +16,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -100,7 +103,13 @@ def test_readme_two_commands_and_walk_through_on_a_fresh_clone_and_another_port(
     assert "no confirmation link" not in out
     # The link in the mail pointed at the port actually served, and confirming worked.
     assert re.search(r"<h1>[^<]+</h1>", out), out
-    mails = [p.read_bytes() for p in (clone / "var" / "outbox").glob("*.eml")]
-    assert any(f"{served}/confirm/".encode() in mail for mail in mails)
+    texts = []
+    for path in (clone / "var" / "outbox").glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        body = message.get_body(("plain",))
+        assert body is not None
+        texts.append(str(body.get_content()))
+    assert any(f"{served}/confirm/" in text for text in texts)
     assert '"status":"sending"' in out.replace(" ", "")
     assert '"suppressed":true' in out.replace(" ", "")

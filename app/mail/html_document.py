@@ -379,7 +379,8 @@ def _declarations(content: list[Any]) -> str:
         if value is None:
             continue
         important = "!important" if item.important else ""
-        written.append(f"{serialize_identifier(item.name)}:{tinycss2.serialize(value)}{important}")
+        text = tinycss2.serialize(value).strip()
+        written.append(f"{serialize_identifier(item.name)}:{text}{important}")
     return ";".join(written)
 
 
@@ -590,6 +591,10 @@ def _where(html: str, marker: str) -> str | None:
             marker in key or marker in (value or "") for key, value in node.attributes.items()
         ):
             return "inside an HTML tag"
+    # The parser dropped it: a tag still open at the end of the input is discarded whole.
+    before = html[: html.rfind(marker)]
+    if before.rfind("<") > before.rfind(">"):
+        return "inside an HTML tag"
     return "inside markup a mail reader never displays (such as <template>)"
 
 

@@ -182,6 +182,7 @@ _DROPPED_ATTRIBUTES: Final = frozenset(
         "popovertargetaction",
         "command",
         "commandfor",
+        "interestfor",
         "autofocus",
         "srcdoc",
     }

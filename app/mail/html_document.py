@@ -70,6 +70,8 @@ __all__ = ["HtmlPart", "TemplateInvalid", "scope_stylesheet", "strip_sentinels"]
 
 # --- the document Shodaku writes -------------------------------------------------------------
 
+# No rule of the template can select the container (see scope_stylesheet); these are
+# !important as well, so that even a rule that did could not undo them.
 _CONTAINER_STYLE: Final = ";".join(
     f"{rule}!important"
     for rule in (
@@ -78,51 +80,26 @@ _CONTAINER_STYLE: Final = ";".join(
         "overflow:hidden",
         "contain:paint",
         "isolation:isolate",
-        "z-index:0",
-        "float:none",
-        "clear:both",
         "margin:0",
         "padding:0",
         "border:0",
-        "width:auto",
-        "height:auto",
         # Chromium's layout stops at about 33 million pixels: a taller template would push the
         # footer beyond what can be drawn. 100,000 px is some fifty screens of newsletter.
         "max-height:100000px",
         "opacity:1",
-        "visibility:visible",
         "transform:none",
         "filter:none",
         "clip-path:none",
-        "mask:none",
     )
 )
-_FOOTER_BLOCK_STYLE: Final = ";".join(
-    f"{rule}!important"
-    for rule in (
-        "display:block",
-        "position:relative",
-        "float:none",
-        "clear:both",
-        "margin:0",
-        "padding:16px",
-        "border:0",
-        "background:#ffffff",
-        "color:#222222",
-        # Generic families only: an @font-face cannot redefine them (and is dropped anyway).
-        "font-family:sans-serif",
-        "font-size:14px",
-        "line-height:1.6",
-        "text-align:left",
-        "opacity:1",
-        "visibility:visible",
-        "transform:none",
-        "filter:none",
-    )
+# The footer block inherits from the body alone, and no rule of the template can select either:
+# plain inline styles set what it looks like. Generic font families only (an @font-face cannot
+# redefine them, and the template's are dropped anyway).
+_FOOTER_BLOCK_STYLE: Final = (
+    "display:block;margin:0;padding:16px;background:#ffffff;color:#222222;"
+    "font-family:sans-serif;font-size:14px;line-height:1.6"
 )
-_BODY_STYLE: Final = (
-    "margin:0!important;padding:0!important;background:#ffffff!important;color:#222222!important"
-)
+_BODY_STYLE: Final = "margin:0;padding:0;background:#ffffff;color:#222222"
 _END: Final = "</div></body></html>"
 _PROBE_URL: Final = "https://example.invalid/unsubscribe"
 

@@ -8,6 +8,11 @@ per-recipient parts and joins byte strings; it does not go through ``email.messa
 which costs about 20 times more per message. The output is proven well-formed by parsing it with
 the stdlib parser in the tests (MH-4).
 
+The HTML part is a document Shodaku writes itself (app/mail/html_document.py): the template's
+content parsed, written back balanced into a confined box, its styles scoped to that box, and
+the legal footer after it where the template cannot reach (MH-1). The text part ends with the
+footer, control characters removed.
+
 Why the text part is derived from the HTML *template* and not from each rendered HTML: converting
 HTML with inscriptis costs about 0.8 ms for a 6 KB newsletter, five times the whole budget of a
 message. The template is converted once with every Jinja tag protected, then compiled as the text
@@ -364,7 +369,8 @@ class CampaignComposer:
         """Compile the template and prepare everything that does not vary per recipient.
 
         Raises :class:`TemplateInvalid` for a template that does not compile, does not render for
-        the sample recipient, or hides the footer (MH-1); :class:`UnsafeHeaderValue` for a
+        the sample recipient, puts ``{{ footer }}`` where nobody would see it or leaves markup
+        open at its end (MH-1: refused with the reason); :class:`UnsafeHeaderValue` for a
         sender or list value that would break a header (MH-4). ``dkim=False`` skips loading
         the signing key, for previews and template checks that send nothing.
         """

@@ -488,7 +488,73 @@ def _write_content(body: LexborNode, sheets: list[str], found: list[int]) -> str
         node = following
 
 
+# Gmail shows only the first 102 KB of a message's HTML and hides the rest, the footer with it,
+# behind a link: a template longer than that would hide the footer as surely as display:none.
+# The bound also keeps the parse cheap.
+MAX_HTML_CHARS: Final = 100_000
+# An HTML parser checks the stack of open elements at each start tag: nesting n deep costs n^2
+# (200,000 nested <div> take minutes). Browsers stop nesting at 512.
+MAX_NESTING: Final = 512
+_TAG = re.compile(r"<(/?)([A-Za-z][^\t\n\f\r />]*)")
+# Elements that need no end tag: they never make the nesting deeper for long.
+_ENDS_ITSELF: Final = _VOID | frozenset(
+    {
+        "p",
+        "li",
+        "dt",
+        "dd",
+        "tr",
+        "td",
+        "th",
+        "tbody",
+        "thead",
+        "tfoot",
+        "colgroup",
+        "caption",
+        "option",
+        "optgroup",
+        "rb",
+        "rt",
+        "rp",
+        "rtc",
+        "html",
+        "head",
+        "body",
+    }
+)
+
+
+def _too_long(size: int) -> TemplateInvalid:
+    return TemplateInvalid(
+        f"html: the rendered HTML is {size:,} characters, over {MAX_HTML_CHARS:,}; mail "
+        "readers such as Gmail cut longer messages short and hide the legal footer. "
+        "Make it shorter."
+    )
+
+
+def _check_size(html: str) -> None:
+    """MH-1: refuse (for this recipient, or on save) HTML a reader would not see to its end, or
+    that would take the parser seconds; counted before anything is parsed."""
+    if len(html) > MAX_HTML_CHARS:
+        raise _too_long(len(html))
+    depth = deepest = 0
+    for match in _TAG.finditer(html):
+        if match[2].lower() in _ENDS_ITSELF:
+            continue
+        if match[1]:
+            depth = max(0, depth - 1)
+        else:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+    if deepest > MAX_NESTING:
+        raise TemplateInvalid(
+            f"html: elements are nested (or left open) more than {MAX_NESTING} deep; close them."
+        )
+
+
 def _write(html: str) -> _Written:
+    _check_size(html)
     tree = LexborHTMLParser(html)
     found: list[int] = []
     sheets: list[str] = []
@@ -621,6 +687,8 @@ class HtmlPart:
             skeleton = render_part("html", self._template, context)
         finally:
             _VALUES.reset(token)
+        if (size := len(skeleton) + sum(map(len, values))) > MAX_HTML_CHARS:
+            raise _too_long(size)  # a recipient's own data can make it long (MH-1)
         if not values:
             head = self._sanitised(skeleton)
         else:
@@ -737,6 +805,7 @@ class HtmlPart:
         sample = dict(context)
         sample["footer"] = footer_marker  # letters and digits: the same escaped or not
         html = render_part("html", self._template, sample)
+        _check_size(html)
         if footer_marker in html and (where := _where(html, footer_marker)):
             raise TemplateInvalid(
                 f"html: {{{{ footer }}}} is placed {where}, where recipients would not see it "

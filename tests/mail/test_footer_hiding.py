@@ -194,3 +194,23 @@ def test_mh1_unsubscribe_url_of_each_recipient_in_the_html_footer() -> None:
         _text, body = parts(parse(built.compose(recipient(n, unsubscribe_url=url))))
         footer = _body_children(body)[-1]
         assert [a.attributes.get("href") for a in footer.css("a")][-1] == url
+
+
+def test_mh1_html_long_enough_for_gmail_to_clip_the_footer_is_refused() -> None:
+    """Gmail shows the first 102 KB of a message's HTML and hides the rest behind a link: a
+    padded template would hide the footer there. Refused on save, and for the one recipient
+    whose own data would make it that long (the campaign's other messages go out)."""
+    with pytest.raises(TemplateInvalid, match="Gmail"):
+        composer(html="<p>本文</p>" + "<!-- padding -->" * 7000)
+    built = composer(html="<p>{{ attributes.bio | default('') }}</p>")
+    assert built.compose(recipient(2, attributes={"bio": "短い"}))
+    with pytest.raises(TemplateInvalid, match="Gmail"):
+        built.compose(recipient(3, attributes={"bio": "x" * 100_000}))
+
+
+def test_mh1_nesting_that_would_stall_the_parser_is_refused() -> None:
+    """Nesting n elements deep costs an HTML parser n^2 (200,000 nested <div> take minutes):
+    refused before anything is parsed."""
+    with pytest.raises(TemplateInvalid, match="nested"):
+        composer(html="<div>" * 600 + "本文")
+    assert composer(html="<div>" * 100 + "本文" + "</div>" * 100).compose(recipient())

@@ -87,7 +87,9 @@ _CONTAINER_STYLE: Final = ";".join(
         # footer beyond what can be drawn. 100,000 px is some fifty screens of newsletter.
         "max-height:100000px",
         "opacity:1",
-        "transform:none",
+        # An identity transform, not none: a transformed box is the containing block of its
+        # fixed-position descendants, so mail readers that ignore `contain` clip them too.
+        "transform:translate(0,0)",
         "filter:none",
         "clip-path:none",
     )

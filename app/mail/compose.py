@@ -8,6 +8,11 @@ per-recipient parts and joins byte strings; it does not go through ``email.messa
 which costs about 20 times more per message. The output is proven well-formed by parsing it with
 the stdlib parser in the tests (MH-4).
 
+The HTML part is a document Shodaku writes itself (app/mail/html_document.py): the template's
+content parsed, written back balanced into a confined box, its styles scoped to that box, and
+the legal footer after it where the template cannot reach (MH-1). The text part ends with the
+footer, control characters removed.
+
 Why the text part is derived from the HTML *template* and not from each rendered HTML: converting
 HTML with inscriptis costs about 0.8 ms for a 6 KB newsletter, five times the whole budget of a
 message. The template is converted once with every Jinja tag protected, then compiled as the text
@@ -41,6 +46,7 @@ from markupsafe import Markup
 
 from app.config import Settings
 from app.mail.dkim import DkimKeyring, DkimSigner
+from app.mail.html_document import HtmlPart
 from app.mail.mime import (
     CRLF,
     HARD_LINE,
@@ -145,40 +151,16 @@ def derive_text_source(html_source: str) -> str:
     return "".join(out)
 
 
-_HIDING_ELEMENTS = ("head", "title", "style", "script", "textarea", "template", "noscript")
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 
 
-def _hidden_place(before: str) -> str | None:
-    """Where, if anywhere, HTML placed before the footer would keep recipients from seeing it."""
-    low = before.lower()
-    if low.rfind("<!--") > low.rfind("-->"):
-        return "inside an HTML comment"
-    if low.rfind("<") > low.rfind(">"):
-        return "inside an HTML tag"
-    for element in _HIDING_ELEMENTS:
-        opened = [m.start() for m in re.finditer(rf"<{element}[\s>/]", low)]
-        closed = low.rfind(f"</{element}")
-        if opened and opened[-1] > closed:
-            return f"inside <{element}>"
-    return None
-
-
-def _place_footer(body: str, marker: str, footer: str, *, html: bool) -> str:
-    """MH-1: the footer where the template put ``{{ footer }}`` (once), or appended."""
-    at = body.find(marker)
-    if at >= 0:
-        tail = body[at + len(marker) :]
-        if marker in tail:
-            tail = tail.replace(marker, "")
-        return body[:at] + footer + tail
-    if html:
-        close = body.rfind("</body")
-        if close < 0:
-            close = body.lower().rfind("</body")
-        if close >= 0:
-            return body[:close] + footer + "\n" + body[close:]
-        return body + "\n" + footer + "\n"
-    return body.rstrip() + "\n\n" + footer + "\n"
+def _text_with_footer(body: str, footer: str) -> str:
+    """MH-1: the text part ends with the footer. Control characters (a carriage return, an
+    escape sequence, a backspace) are removed so that no viewer can be made to draw over it,
+    and long runs of blank lines are shortened so that it cannot be pushed out of sight."""
+    body = _BLANK_LINES.sub("\n\n", _CONTROLS.sub("", body)).strip()
+    return f"{body}\n\n{footer}\n" if body else f"{footer}\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +181,13 @@ def _contact_href(url: str | None) -> str | None:
     return url if url and url.lower().startswith(("https://", "http://")) else None
 
 
+def _footer_language(mailing_list: MailingList) -> str:
+    return mailing_list.language if mailing_list.language in _FOOTER_LANGUAGES else "ja"
+
+
 def _render_footer(sender: Sender, mailing_list: MailingList) -> _Footer:
     """MH-1: the display items, from the sender record, in the list's language."""
-    lang = mailing_list.language if mailing_list.language in _FOOTER_LANGUAGES else "ja"
+    lang = _footer_language(mailing_list)
     placeholder = f"shodakuunsubscribe{secrets.token_hex(8)}"
     context = {
         "list_name": mailing_list.name,
@@ -244,7 +230,6 @@ class CampaignComposer:
         "_fixed_headers",
         "_footer",
         "_html",
-        "_marker",
         "_message_id_domain",
         "_signer",
         "_subject",
@@ -262,8 +247,7 @@ class CampaignComposer:
     _end: bytes
     _fixed_headers: bytes
     _footer: _Footer
-    _html: Template
-    _marker: str
+    _html: HtmlPart
     _message_id_domain: str
     _signer: DkimSigner | None
     _subject: Template
@@ -288,14 +272,14 @@ class CampaignComposer:
         """Compile the template and prepare everything that does not vary per recipient.
 
         Raises :class:`TemplateInvalid` for a template that does not compile, does not render for
-        the sample recipient, or hides the footer (MH-1); :class:`UnsafeHeaderValue` for a
+        the sample recipient, puts ``{{ footer }}`` where nobody would see it or leaves markup
+        open at its end (MH-1: refused with the reason); :class:`UnsafeHeaderValue` for a
         sender or list value that would break a header (MH-4). ``dkim=False`` skips loading
         the signing key, for previews and template checks that send nothing.
         """
         self = object.__new__(cls)
         _check_header_value("subject", subject)
         self._subject = compile_part("subject", subject)
-        self._html = compile_part("html", html)
         # MH-2: the envelope sender and the Message-ID are on the sender's own domain.
         self.envelope_from = _check_header_value("from_email", sender.from_email)
         domain = sender_domain(sender)
@@ -303,10 +287,13 @@ class CampaignComposer:
             self._message_id_domain = domain.encode("idna").decode("ascii")
         except UnicodeError as exc:
             raise UnsafeHeaderValue("from_email has a domain that cannot be encoded.") from exc
-        # The template sees the footer as an unguessable marker: the system, not the template,
-        # decides what replaces it, so `{% set footer = '' %}` cannot empty the footer (MH-1).
-        self._marker = f"shodakufooter{secrets.token_hex(12)}"
         self._footer = _render_footer(sender, mailing_list)
+        # MH-1: the footer is not the template's to place. ``{{ footer }}`` renders as nothing
+        # (templates written when it marked the footer's place keep working); the system writes
+        # the footer after the content, in both parts.
+        self._html = HtmlPart(
+            html, language=_footer_language(mailing_list), footer=self._footer.html
+        )
         self._base_context = {
             "list": {"name": mailing_list.name, "slug": mailing_list.slug},
             "sender": {
@@ -316,7 +303,7 @@ class CampaignComposer:
                 "contact_phone": sender.contact_phone,
                 "contact_url": sender.contact_url,
             },
-            "footer": self._marker,
+            "footer": Markup(""),
         }
         # MH-3 and DMARC: signed with the key of the From domain (or a parent), or not at all.
         self._signer = DkimKeyring.from_settings(settings).for_domain(domain) if dkim else None
@@ -330,16 +317,10 @@ class CampaignComposer:
             self._subject_header = None
         else:
             self._subject_header = header_text("Subject", self._render_subject(sample_context))
-        rendered_subject = self._render_subject(sample_context)
-        if self._marker in rendered_subject:
+        marker = f"shodakufooter{secrets.token_hex(12)}"
+        if marker in self._render_subject({**sample_context, "footer": marker}):
             raise TemplateInvalid("subject: the footer cannot be placed in the subject.")
-        sample_html = render_part("html", self._html, sample_context)
-        at = sample_html.find(self._marker)
-        if at >= 0 and (where := _hidden_place(sample_html[:at])):
-            raise TemplateInvalid(
-                f"html: {{{{ footer }}}} is placed {where}, where recipients would not see it "
-                "(the legal footer must be visible); move it into the body."
-            )
+        self._html.check_sample(sample_context, marker)
 
         self._derived_text = text is None
         if text is not None:
@@ -408,21 +389,19 @@ class CampaignComposer:
             raise UnsafeHeaderValue("the unsubscribe URL is not a single http(s) URL.")
         context = self._context(recipient)
         subject = self._render_subject(context)
-        html_body = render_part("html", self._html, context)
         if self._text is not None:
             try:
                 text_body = self._text.render(context)
             except Exception as exc:
                 if not self._derived_text:
                     raise render_error("text", exc) from exc
-                text_body = html_to_text(html_body)
+                text_body = html_to_text(self._html.plain(context))
         else:
-            text_body = html_to_text(html_body)
-        marker = self._marker
+            text_body = html_to_text(self._html.plain(context))
         return RenderedMessage(
             subject=subject,
-            html=_place_footer(html_body, marker, self._footer.html(url), html=True),
-            text=_place_footer(text_body, marker, self._footer.text(url), html=False),
+            html=self._html.render(context, url),
+            text=_text_with_footer(text_body, self._footer.text(url)),
         )
 
     def _date_header(self) -> str:

@@ -46,8 +46,9 @@ _SAMPLE_LIST = MailingList(
 def validate_template(settings: Settings, *, subject: str, html: str, text: str | None) -> None:
     """Compile the three parts in the sandbox and compose one message for a sample recipient,
     the way a campaign does. Raises TemplateInvalid (422) with the part, line and reason: a
-    syntax error, an unknown variable (StrictUndefined), a sandbox escape, a footer placed where
-    nobody sees it (MH-1), a subject that would break the header (MH-4)."""
+    syntax error, an unknown variable (StrictUndefined), a sandbox escape, a footer marker placed
+    where nobody sees it or markup left open at the end (MH-1), a subject that would break the
+    header (MH-4)."""
     check_single_line("subject", subject)
     composer = CampaignComposer.build(
         subject=subject,

@@ -118,7 +118,9 @@ def test_mh1_footer_items_in_both_parts_in_the_lists_language(language: str) -> 
     assert REFUSAL[other] not in text + html
 
 
-def test_mh1_footer_placed_once_where_the_template_puts_it() -> None:
+def test_mh1_footer_always_follows_the_content_whatever_the_marker_says() -> None:
+    """MH-1: ``{{ footer }}`` no longer places the footer (the template could place it where
+    nobody sees it): it renders as nothing, and the footer ends both parts, once."""
     built = composer(
         html="<html><body><p>BEFORE</p>{{ footer }}<p>AFTER</p>{{ footer }}</body></html>",
         text="BEFORE\n{{ footer }}\nAFTER {{ footer }}",
@@ -126,8 +128,9 @@ def test_mh1_footer_placed_once_where_the_template_puts_it() -> None:
     text, html = parts(parse(built.compose(recipient())))
     for body in (text, html):
         assert body.count(REFUSAL["ja"]) == 1
-        assert body.index("BEFORE") < body.index(REFUSAL["ja"]) < body.index("AFTER")
+        assert body.index("BEFORE") < body.index("AFTER") < body.index(REFUSAL["ja"])
         assert "shodakufooter" not in body
+    assert text.rstrip().endswith(recipient().unsubscribe_url)
 
 
 def test_mh1_footer_appended_when_the_template_does_not_place_it() -> None:

@@ -143,6 +143,27 @@ async def test_mh1_a_template_hiding_the_footer_is_refused(admin: httpx.AsyncCli
     assert "footer" in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("html", "reason"),
+    [
+        ("<p>本文</p><!--", "inside an HTML comment"),
+        ("<p>本文</p><textarea>", "inside <textarea>"),
+        ("<p>本文</p><noscript>", "inside <noscript>"),
+        ('<p>本文</p><a href="', "inside an HTML tag"),
+    ],
+)
+async def test_mh1_a_template_leaving_markup_open_is_refused_naming_it(
+    admin: httpx.AsyncClient, html: str, reason: str
+) -> None:
+    """MH-1: markup left open at the end of the template would swallow what follows it; the
+    save says so. (Messages are safe anyway: the footer is written outside the content.)"""
+    response = await create(admin, html=html)
+    assert response.status_code == 422
+    assert response.json()["error"] == "TemplateInvalid"
+    assert reason in response.json()["detail"]
+    assert "swallow" in response.json()["detail"]
+
+
 async def test_patch_is_validated_like_create_and_leaves_nothing_half_written(
     admin: httpx.AsyncClient,
 ) -> None:

@@ -17,6 +17,7 @@ from app.models.sender import Sender
 from app.models.subscriber import Subscriber
 from app.models.subscription import Subscription
 from app.models.suppression import Suppression
+from app.models.suppression_lift import SuppressionLift
 from app.models.template import Template
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "Subscriber",
     "Subscription",
     "Suppression",
+    "SuppressionLift",
     "Template",
 ]

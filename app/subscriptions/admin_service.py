@@ -41,6 +41,7 @@ from app.subscriptions.schemas import (
     OptOutCreate,
     OptOutEffect,
     OptOutRecorded,
+    SuppressionLiftOut,
     SuppressionOut,
     SuppressionStatus,
 )
@@ -341,8 +342,23 @@ async def suppression_status(
     found = await repo.find_suppressions(session, hasher(email))
     list_ids = [s.scope_ref for s in found if s.scope == SuppressionScope.LIST]
     senders_of_lists = await lists_repo.senders_of(session, list_ids)
+    lifts: dict[int, list[SuppressionLiftOut]] = {}
+    for lift in await repo.lifts_of(session, [s.id for s in found]):
+        lifts.setdefault(lift.suppression_id, []).append(
+            SuppressionLiftOut(
+                list_id=lift.list_id, consent_event_id=lift.confirm_event_id, since=lift.created_at
+            )
+        )
     entries = []
+    blocking = False
     for suppression in found:
+        lifted_for = lifts.get(suppression.id, [])
+        # Only a list-only suppression lifted for its own list blocks nothing any more: one of
+        # a sender or of everything still covers every other list (OO-6).
+        blocking = blocking or not (
+            suppression.scope == SuppressionScope.LIST
+            and any(lift.list_id == suppression.scope_ref for lift in lifted_for)
+        )
         sender_id: int | None = None
         list_id: int | None = None
         if suppression.scope == SuppressionScope.SENDER:
@@ -358,6 +374,7 @@ async def suppression_status(
                 reason=suppression.reason,
                 since=suppression.created_at,
                 consent_event_id=suppression.consent_event_id,
+                lifted_for=lifted_for,
             )
         )
-    return SuppressionStatus(email=email, suppressed=bool(entries), suppressions=entries)
+    return SuppressionStatus(email=email, suppressed=blocking, suppressions=entries)

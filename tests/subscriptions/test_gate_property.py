@@ -492,35 +492,6 @@ async def _compare(session: AsyncSession, world: World, model: Model, where: str
     subscriber_ids = {email: subscriber_id for email, subscriber_id in rows}
     assert set(subscriber_ids) == {ADDRESSES[who] for who in model.subscribers}, where
 
-    refs = {("sender", "shop"): world.shop_id, ("sender", "other"): world.other_id}
-    refs |= {("list", key): _list_id(world, key) for key in LISTS} | {("global", GLOBAL): 0}
-    # Suppressions are never deleted: each refusal ever made is there (OO-6, DS-3).
-    expected_suppressions = {
-        (world.hasher(ADDRESSES[who]), scope, refs[(scope, ref)])
-        for who, scope, ref in model.refused_at
-    }
-    suppressions = await session.execute(
-        select(Suppression.address_hash, Suppression.scope, Suppression.scope_ref)
-    )
-    assert {tuple(row) for row in suppressions} == expected_suppressions, f"suppressions {where}"
-    # The lifts are exactly the (suppression, list) pairs the person came back to since the
-    # suppression's latest refusal.
-    expected_lifts = {
-        (world.hasher(ADDRESSES[key[0]]), key[1], refs[(key[1], key[2])], _list_id(world, lst))
-        for key in model.refused_at
-        for lst in LISTS
-        if _covers(key, lst) and not model.blocks(key, lst)
-    }
-    lifts = await session.execute(
-        select(
-            Suppression.address_hash,
-            Suppression.scope,
-            Suppression.scope_ref,
-            SuppressionLift.list_id,
-        ).join(Suppression, Suppression.id == SuppressionLift.suppression_id)
-    )
-    assert {tuple(row) for row in lifts} == expected_lifts, f"OO-6 lifts {where}"
-
     for who, email in enumerate(ADDRESSES):
         # The check every door uses before it records consent (signup, admin API, import):
         # for every list, also those the person never subscribed to.
@@ -551,6 +522,37 @@ async def _compare(session: AsyncSession, world: World, model: Model, where: str
             assert (decision.verdict, decision.consent_event_id) == model.gate(who, lst), (
                 f"SG-1 gate {email} {lst} {where}"
             )
+
+    # What the database holds, checked after what it decides: a rule broken shows first as
+    # the wrong verdict.
+    refs = {("sender", "shop"): world.shop_id, ("sender", "other"): world.other_id}
+    refs |= {("list", key): _list_id(world, key) for key in LISTS} | {("global", GLOBAL): 0}
+    # Suppressions are never deleted: each refusal ever made is there (OO-6, DS-3).
+    expected_suppressions = {
+        (world.hasher(ADDRESSES[who]), scope, refs[(scope, ref)])
+        for who, scope, ref in model.refused_at
+    }
+    suppressions = await session.execute(
+        select(Suppression.address_hash, Suppression.scope, Suppression.scope_ref)
+    )
+    assert {tuple(row) for row in suppressions} == expected_suppressions, f"suppressions {where}"
+    # The lifts are exactly the (suppression, list) pairs the person came back to since the
+    # suppression's latest refusal.
+    expected_lifts = {
+        (world.hasher(ADDRESSES[key[0]]), key[1], refs[(key[1], key[2])], _list_id(world, lst))
+        for key in model.refused_at
+        for lst in LISTS
+        if _covers(key, lst) and not model.blocks(key, lst)
+    }
+    lifts = await session.execute(
+        select(
+            Suppression.address_hash,
+            Suppression.scope,
+            Suppression.scope_ref,
+            SuppressionLift.list_id,
+        ).join(Suppression, Suppression.id == SuppressionLift.suppression_id)
+    )
+    assert {tuple(row) for row in lifts} == expected_lifts, f"OO-6 lifts {where}"
 
 
 # --- the tests -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from app.models.sender import Sender
 from app.models.subscriber import Subscriber
 from app.models.subscription import Subscription
 from app.models.suppression import Suppression
+from app.models.suppression_lift import SuppressionLift
 from app.models.template import Template
 
 __all__ = [
@@ -40,5 +41,6 @@ __all__ = [
     "Subscriber",
     "Subscription",
     "Suppression",
+    "SuppressionLift",
     "Template",
 ]

@@ -42,6 +42,7 @@ from app.subscriptions.schemas import (
     OptOutCreate,
     OptOutEffect,
     OptOutRecorded,
+    SuppressionLiftOut,
     SuppressionOut,
     SuppressionStatus,
 )
@@ -374,9 +375,23 @@ async def suppression_status(
     A bound key sees the global suppressions (they stop its own mail too) and those of its
     senders and their lists, never another sender's (DS-6)."""
     found = await repo.find_suppressions(session, hasher(email))
+    all_lifts = await repo.lifts_of(session, [s.id for s in found])
     list_ids = [s.scope_ref for s in found if s.scope == SuppressionScope.LIST]
-    senders_of_lists = await lists_repo.senders_of(session, list_ids)
+    senders_of_lists = await lists_repo.senders_of(
+        session, list_ids + [lift.list_id for lift in all_lifts]
+    )
+    lifts: dict[int, list[SuppressionLiftOut]] = {}
+    for lift in all_lifts:
+        # A bound key does not learn that the person came back on another sender's list.
+        if not covers(senders, senders_of_lists.get(lift.list_id)):
+            continue
+        lifts.setdefault(lift.suppression_id, []).append(
+            SuppressionLiftOut(
+                list_id=lift.list_id, consent_event_id=lift.confirm_event_id, since=lift.created_at
+            )
+        )
     entries = []
+    blocking = False
     for suppression in found:
         sender_id: int | None = None
         list_id: int | None = None
@@ -385,6 +400,15 @@ async def suppression_status(
         elif suppression.scope == SuppressionScope.LIST:
             list_id = suppression.scope_ref
             sender_id = senders_of_lists.get(list_id)
+        if suppression.scope != SuppressionScope.GLOBAL and not covers(senders, sender_id):
+            continue
+        lifted_for = lifts.get(suppression.id, [])
+        # Only a list-only suppression lifted for its own list blocks nothing any more: one of
+        # a sender or of everything still covers every other list (OO-6).
+        blocking = blocking or not (
+            suppression.scope == SuppressionScope.LIST
+            and any(lift.list_id == suppression.scope_ref for lift in lifted_for)
+        )
         entries.append(
             SuppressionOut(
                 scope=suppression.scope,
@@ -393,9 +417,7 @@ async def suppression_status(
                 reason=suppression.reason,
                 since=suppression.created_at,
                 consent_event_id=suppression.consent_event_id,
+                lifted_for=lifted_for,
             )
         )
-    entries = [
-        e for e in entries if e.scope == SuppressionScope.GLOBAL or covers(senders, e.sender_id)
-    ]
-    return SuppressionStatus(email=email, suppressed=bool(entries), suppressions=entries)
+    return SuppressionStatus(email=email, suppressed=blocking, suppressions=entries)

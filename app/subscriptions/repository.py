@@ -24,7 +24,9 @@ from app.models import (
     Subscriber,
     Subscription,
     Suppression,
+    SuppressionLift,
 )
+from app.models.base import utcnow
 from app.models.enums import (
     ConsentEventKind,
     OutboxStatus,
@@ -60,9 +62,29 @@ def suppressed(
     sender_id: InstrumentedAttribute[int] | ColumnElement[int] | Any,
     list_id: InstrumentedAttribute[int] | ColumnElement[int] | Any,
 ) -> ColumnElement[bool]:
-    """SG-2, OO-5, DS-3: a suppression of the address for everything, for the list's sender, or
-    for the list itself."""
-    return exists(select(literal(1)).where(_covering(address_hash, sender_id, list_id)))
+    """SG-2, OO-5, DS-3, SG-4, OO-6: a suppression of the address for everything, for the
+    list's sender, or for the list itself, that the person has not set aside for this very list
+    by their own confirmed opt-in on it (a lift). A lift for one list leaves the suppression
+    blocking every other list and sender.
+
+    Cost on the claim path: the outer lookup is the (address_hash, scope, scope_ref) unique
+    index, as before; the lift is looked up, by its (suppression_id, list_id) unique index,
+    only for a suppression that covers the row, which is rare."""
+    return exists(
+        select(literal(1)).where(
+            _covering(address_hash, sender_id, list_id),
+            ~exists(
+                select(literal(1))
+                .where(
+                    SuppressionLift.suppression_id == Suppression.id,
+                    SuppressionLift.list_id == list_id,
+                )
+                # The list comes from the outermost query, two levels up: without this,
+                # SQLAlchemy would add the lists table to this FROM and match any lift.
+                .correlate_except(SuppressionLift)
+            ),
+        )
+    )
 
 
 def _covering(address_hash: Any, sender_id: Any, list_id: Any) -> ColumnElement[bool]:
@@ -149,7 +171,14 @@ async def upsert_suppression(
     reason: str,
     consent_event_id: int | None,
 ) -> None:
-    """Insert a suppression unless the same one exists: idempotent under concurrent opt-outs."""
+    """Insert a suppression unless the same one exists: idempotent under concurrent opt-outs.
+
+    OO-6, SG-2, SG-4, DS-3: every call is a new refusal (an opt-out, a hard bounce, an erasure),
+    so a suppression that already existed is armed again: the lifts the person's earlier
+    confirmations set on it are deleted, and it blocks every list it covers until the person
+    confirms again. The suppression row is locked first, so a confirmation running at the same
+    moment either lifts before this (and its lift is deleted here) or after (and lifts the
+    re-armed row): never a lift that outlives a later refusal unseen."""
     values = {
         "address_hash": address_hash,
         "scope": scope.value,
@@ -164,16 +193,97 @@ async def upsert_suppression(
         .values(**values)
         .on_conflict_do_nothing(index_elements=["address_hash", "scope", "scope_ref"])
     )
+    suppression_id = await session.scalar(
+        select(Suppression.id)
+        .where(
+            Suppression.address_hash == address_hash,
+            Suppression.scope == scope,
+            Suppression.scope_ref == scope_ref,
+        )
+        .with_for_update()
+    )
+    await session.execute(
+        delete(SuppressionLift)
+        .where(SuppressionLift.suppression_id == suppression_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def suppression_in_force(
+    session: AsyncSession, address_hash: str, scope: SuppressionScope, scope_ref: int
+) -> bool:
+    """This exact suppression exists and no confirmation has set it aside for any list: a
+    repeated opt-out of the same scope would change nothing (OO-3). One with a lift is not:
+    the repeat arms it again (OO-6)."""
+    found = await session.scalar(
+        select(Suppression.id).where(
+            Suppression.address_hash == address_hash,
+            Suppression.scope == scope,
+            Suppression.scope_ref == scope_ref,
+            ~exists(select(literal(1)).where(SuppressionLift.suppression_id == Suppression.id)),
+        )
+    )
+    return found is not None
 
 
 async def lift_suppressions(
-    session: AsyncSession, *, address_hash: str, sender_id: int, list_id: int
+    session: AsyncSession,
+    *,
+    address_hash: str,
+    sender_id: int,
+    list_id: int,
+    confirm_event_id: int,
 ) -> int:
-    """OO-6: only called on the person's own fresh, confirmed opt-in to this list."""
+    """OO-6: the person's own fresh, confirmed opt-in to this list sets aside, for this list
+    only, every suppression covering it (of the list, of its sender, of everything). Nothing is
+    deleted: the suppressions keep blocking every other list and sender, where the person has
+    not come back. Only ``service.confirm`` calls this, on the confirmation of a signup the
+    person made through a signup door (CC-3); an operator's or an import's consent never does.
+
+    The suppressions are locked first (see ``upsert_suppression``). Returns how many this
+    confirmation set aside."""
+    covering = (
+        select(Suppression.id)
+        .where(_covering(address_hash, sender_id, list_id))
+        .order_by(Suppression.id)  # one lock order for every path: no deadlock between two
+        .with_for_update()
+    )
+    ids = list((await session.scalars(covering)).all())
+    if not ids:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    now = utcnow()
     result = await session.execute(
-        delete(Suppression).where(_covering(address_hash, sender_id, list_id))
+        insert(SuppressionLift)
+        .values(
+            [
+                {
+                    "suppression_id": suppression_id,
+                    "list_id": list_id,
+                    "confirm_event_id": confirm_event_id,
+                    "created_at": now,
+                }
+                for suppression_id in ids
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["suppression_id", "list_id"])
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def lifts_of(
+    session: AsyncSession, suppression_ids: Sequence[int]
+) -> Sequence[SuppressionLift]:
+    """The lifts of these suppressions, by suppression and list (OO-6)."""
+    if not suppression_ids:
+        return []
+    result = await session.scalars(
+        select(SuppressionLift)
+        .where(SuppressionLift.suppression_id.in_(list(suppression_ids)))
+        .order_by(SuppressionLift.suppression_id, SuppressionLift.list_id)
+    )
+    return result.all()
 
 
 def consent_text_hash(text: str) -> str:

@@ -249,6 +249,14 @@ class OptOutRecorded(BaseModel):
     effects: list[OptOutEffect]
 
 
+class SuppressionLiftOut(BaseModel):
+    """The person's own confirmed opt-in on this list set the suppression aside for it (OO-6)."""
+
+    list_id: int
+    consent_event_id: int
+    since: datetime
+
+
 class SuppressionOut(BaseModel):
     scope: str
     sender_id: int | None
@@ -256,10 +264,15 @@ class SuppressionOut(BaseModel):
     reason: str
     since: datetime
     consent_event_id: int | None
+    # The lists the person came back to, each by their own confirmed opt-in; the suppression
+    # still blocks every other list it covers (OO-6).
+    lifted_for: list[SuppressionLiftOut] = []
 
 
 class SuppressionStatus(BaseModel):
-    """Whether and why an address must not be mailed (SG-2, OO-6)."""
+    """Whether and why an address must not be mailed (SG-2, OO-6). ``suppressed`` is true while
+    any suppression still blocks some list: every one does, except a list-only suppression the
+    person lifted for that same list."""
 
     email: str
     suppressed: bool

@@ -27,7 +27,6 @@ from app.models import (
     Sender,
     Subscriber,
     Subscription,
-    Suppression,
 )
 from app.models.base import utcnow
 from app.models.enums import (
@@ -342,8 +341,8 @@ async def confirm(
     origin: RequestOrigin,
 ) -> ConfirmOutcome:
     """The person confirms by the link mailed to them (CC-3): append a confirm event, make the
-    subscription active, and, being the person's own confirmed opt-in, lift any suppression of
-    the address for this list and sender (OO-6).
+    subscription active, and, being the person's own confirmed opt-in, set aside for this list
+    only every suppression covering it (OO-6: not for the sender's other lists, nor for others).
 
     What is confirmed is the request the link was mailed for, with the wording recorded for it:
     the confirmation mail showed that wording and the confirm page shows it above the button
@@ -395,6 +394,7 @@ async def confirm(
         address_hash=hasher(event.email),
         sender_id=mailing_list.sender_id,
         list_id=mailing_list.id,
+        confirm_event_id=confirm_event.id,
     )
     await session.flush()
     return ConfirmOutcome(ConfirmResult.CONFIRMED, mailing_list, sender, target.consent_text)
@@ -519,7 +519,9 @@ async def record_optout(
         else:
             in_scope = await repo.subscriptions_of_sender(session, subscriber.id, sender_id)
     to_unsubscribe = [s for s in in_scope if s.status != SubscriptionStatus.UNSUBSCRIBED]
-    already = await _has_suppression(session, address_hash, scope, scope_ref)
+    # A suppression that a confirmation set aside for some list is not "already" there: this
+    # new refusal arms it again (OO-6).
+    already = await repo.suppression_in_force(session, address_hash, scope, scope_ref)
     if already and not to_unsubscribe:
         return OptOutOutcome(changed=False)
 
@@ -574,19 +576,6 @@ async def record_optout(
         unsubscribed_list_ids=[s.list_id for s in to_unsubscribe],
         cancelled_deliveries=cancelled,
     )
-
-
-async def _has_suppression(
-    session: AsyncSession, address_hash: str, scope: SuppressionScope, scope_ref: int
-) -> bool:
-    found = await session.scalar(
-        select(Suppression.id).where(
-            Suppression.address_hash == address_hash,
-            Suppression.scope == scope,
-            Suppression.scope_ref == scope_ref,
-        )
-    )
-    return found is not None
 
 
 class UnsubscribeScope(StrEnum):

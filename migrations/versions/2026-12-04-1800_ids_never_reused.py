@@ -7,7 +7,7 @@ gets its id, and "subscriber 7" in the audit log names two people. PostgreSQL se
 back: nothing to do there. consent_events got the same treatment in d5fdd84b98bd.
 
 Revision ID: 941aae4236c1
-Revises: 8149cb6a8a32
+Revises: f62cb5e9fac3
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "941aae4236c1"
-down_revision: str | None = "8149cb6a8a32"
+down_revision: str | None = "f62cb5e9fac3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -36,6 +36,7 @@ TABLES = (
     "api_keys",
     "audit_log",
     "registered_wordings",
+    "suppression_lifts",
 )
 
 

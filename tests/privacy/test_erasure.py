@@ -163,7 +163,8 @@ async def test_ds3_an_erased_address_is_never_mailed_again(
 ):
     """DS-3, OO-6: after erasure the address cannot be given consent by an operator (409
     AddressSuppressed) nor by a re-import, a signup by anyone stays pending even on a single
-    opt-in list, and no campaign reaches it; only the person's own confirmation lifts it."""
+    opt-in list, and no campaign reaches it; only the person's own confirmation lifts it, for
+    the list confirmed alone (OO-6): the erasure's suppression stays for everything else."""
     world = await world_with(runtime)
     hanako = await _person(admin, world.list_id, "hanako@example.jp")
     assert (await admin.delete(f"/subscribers/{hanako}")).status_code == 200
@@ -243,9 +244,11 @@ async def test_ds3_an_erased_address_is_never_mailed_again(
         "items"
     ]
     assert person["subscriptions"][0]["gate"] == "mailable"
-    assert (await admin.get("/suppressions", params={"email": "hanako@example.jp"})).json()[
-        "suppressed"
-    ] is False
+    status = (await admin.get("/suppressions", params={"email": "hanako@example.jp"})).json()
+    assert status["suppressed"] is True
+    [erasure] = status["suppressions"]
+    assert (erasure["scope"], erasure["reason"]) == ("global", "erasure")
+    assert [lift["list_id"] for lift in erasure["lifted_for"]] == [world.list_id]
 
 
 async def test_ds3_a_worker_holding_a_claimed_delivery_cannot_send_it_after_erasure(admin, runtime):

@@ -323,15 +323,18 @@ async def test_oo6_suppressed_address_resubscribing_needs_its_own_confirmation(
     assert stale.status_code == 400
     assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news.sender_id)]
 
-    # Only the confirmation mailed for this request lifts the suppression.
+    # Only the confirmation mailed for this request lifts the suppression, and only for the
+    # list confirmed (OO-6): the sender-wide suppression stays for the sender's other lists.
     assert (await outbox()).sent == 1
     [mail] = smtp_server.messages_to(EMAIL)
     url = confirm_url_in(mail)
     assert (await client.post(url)).status_code == 200
-    assert await _suppressions(runtime) == []
+    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news.sender_id)]
     async with runtime.sessionmaker() as session:
         gate = await check_gate(session, subscriber.id, weekly.id)
+        news_gate = await check_gate(session, subscriber.id, news.id)
     assert gate.mailable
+    assert news_gate.verdict == GateVerdict.SUPPRESSED
     # The other list stays unsubscribed: confirming one list re-subscribes only that one.
     assert await _statuses(runtime, news, weekly) == ["unsubscribed", "active"]
 

@@ -1,25 +1,34 @@
-"""SG-1: over random histories of signups, confirmations, recorded consents and opt-outs, the
-consent gate says "mailable" exactly when the rules of COMPLIANCE.md say so.
+"""SG-1: over random histories of signups, confirmations, recorded consents, opt-outs, hard
+bounces and erasures, the consent gate says "mailable" exactly when the rules of COMPLIANCE.md
+say so.
 
-The rules, as a small pure-Python model (CC-1, CC-3, SG-1, SG-2, OO-5, OO-6): an address may be
-mailed for a list iff it has an active subscription resting on a grant with a legal basis,
-confirmed if the grant came through a double opt-in door (or through any signup while the
-address was suppressed), and no suppression of the address for that list, for that list's
-sender, or everywhere. An operator's recorded consent never lifts a suppression: it is refused
-and changes nothing; only the person's own confirmed signup lifts it, for that list and its
-sender.
+The rules, as a small pure-Python model (CC-1, CC-3, SG-1, SG-2, SG-4, OO-5, OO-6, DS-3): an
+address may be mailed for a list iff it has an active subscription resting on a grant with a
+legal basis, confirmed if the grant came through a double opt-in door (or through any signup while
+the address was suppressed), and it is not suppressed for that list. A suppression (of the list,
+of the list's sender, or of everything: an opt-out, a hard bounce, an erasure) blocks a list
+until the person's own confirmation of a signup to that very list, later than the suppression's
+latest refusal (OO-6): the confirmation of one list never reaches another list of the sender, nor
+another sender. An operator's recorded consent never lifts a suppression: it is refused and
+changes nothing. The model keeps the history as numbered moments (when each suppression was last
+written, when each list was last confirmed) and derives the verdicts from it; the database keeps
+suppressions and per-list lifts: the two must agree.
 
 Each Hypothesis example starts from empty tables (the fixtures give one database per test, and
-Hypothesis runs many examples in it), builds the world, applies the history through the service
-layer one unit of work per step, and after every step compares the gate with the model for every
-address and list, the ledger's new events with the ones the model expects, and the ledger's older
-rows with what they were (CR-1: append-only).
+Hypothesis runs many examples in it), builds the world (two senders: one with a double and a
+single opt-in list, one with a list drawn double or single opt-in), applies the history through
+the service layer one unit of work per step, and after every step compares the gate with the
+model for every address and list, the suppression check that signups, imports and recorded
+consents use, GET /suppressions' verdict, the ledger's new events with the ones the model
+expects, and the ledger's older rows with what they were (CR-1: append-only; an erasure only
+unlinks the person and sets the holds, DS-3).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, NamedTuple
 
 from hypothesis import HealthCheck
@@ -35,21 +44,32 @@ from hypothesis.stateful import (
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.service import Principal
 from app.config import Settings
 from app.errors import InvalidToken
-from app.models import ConsentEvent, Subscriber, Subscription, Suppression
+from app.models import (
+    ApiKey,
+    ConsentEvent,
+    OutboxMessage,
+    Subscriber,
+    Subscription,
+    Suppression,
+    SuppressionLift,
+)
 from app.models.enums import (
+    ApiKeyScope,
     ConsentEventKind,
     ConsentMethod,
     LegalBasis,
     SubscriptionStatus,
     SuppressionReason,
-    SuppressionScope,
 )
+from app.privacy.service import erase_subscriber
 from app.runtime import Runtime
+from app.sending.bounces import record_hard_bounce
 from app.subscribers import repository as subscribers_repo
+from app.subscriptions import admin_service, service
 from app.subscriptions import repository as repo
-from app.subscriptions import service
 from app.subscriptions.repository import GateVerdict
 from app.subscriptions.service import AddressSuppressed, RequestOrigin, UnsubscribeScope
 from tests.subscriptions.world import CONSENT_TEXT, WEB, World, build_world, reset_tables
@@ -102,13 +122,21 @@ class Unsubscribe(NamedTuple):
     sender_wide: bool
 
 
-class SuppressEverywhere(NamedTuple):
-    """A suppression of every sender (as an erasure or a hard bounce writes)."""
+class HardBounce(NamedTuple):
+    """A mail to the address was refused at RCPT with a 5xx: it is suppressed for every
+    sender (SG-4)."""
 
     who: int
 
 
-Step = Subscribe | Confirm | RecordConsent | OptOut | Unsubscribe | SuppressEverywhere
+class Erase(NamedTuple):
+    """An operator erases the person on request (DS-3): profile and subscriptions go, a
+    suppression of every sender stays, as a keyed hash of the address."""
+
+    who: int
+
+
+Step = Subscribe | Confirm | RecordConsent | OptOut | Unsubscribe | HardBounce | Erase
 
 _who = st.integers(0, len(ADDRESSES) - 1)
 _lst = st.sampled_from(LISTS)
@@ -130,6 +158,15 @@ class ModelSubscription:
 EventShape = tuple[str, int, str | None, str]
 
 
+# A suppression: (address index, scope, list key / sender key / GLOBAL).
+SuppressionKey = tuple[int, str, str]
+
+
+def _covers(key: SuppressionKey, lst: str) -> bool:
+    _who, scope, ref = key
+    return (scope, ref) in {("list", lst), ("sender", SENDER_OF[lst]), ("global", GLOBAL)}
+
+
 @dataclass
 class Model:
     double_opt_in: dict[str, bool]
@@ -141,29 +178,57 @@ class Model:
     # list, a confirmation, or a grant that needed none does.
     requests: set[int] = field(default_factory=set)
     open_requests: dict[tuple[int, str], set[int]] = field(default_factory=dict)
-    # (address index, scope, list key / sender key / GLOBAL)
-    suppressions: set[tuple[int, str, str]] = field(default_factory=set)
-    # OO-7: when (in steps) each suppression began, and each confirmation mail was queued.
-    suppressed_at: dict[tuple[int, str, str], int] = field(default_factory=dict)
+    # Grants whose person was erased: their confirm links lead nowhere any more (DS-3).
+    erased_grants: set[int] = field(default_factory=set)
+    # The history as numbered moments, one per step: when each suppression was last written
+    # (an opt-out, a hard bounce, an erasure), and when the person last confirmed each list.
+    now: int = 0
+    refused_at: dict[SuppressionKey, int] = field(default_factory=dict)
+    confirmed_at: dict[tuple[int, str], int] = field(default_factory=dict)
+    # OO-7: when each suppression first began (a repeat keeps its time), and when each
+    # confirmation mail was queued, for the current subscriber of the address.
+    suppressed_at: dict[SuppressionKey, int] = field(default_factory=dict)
     mailed_at: dict[int, list[int]] = field(default_factory=dict)
-    clock: int = 0
 
     def held_back(self, who: int) -> bool:
         """OO-7: a suppressed address gets one confirmation mail a day (every step of a history
-        falls in one day), among those queued since its newest suppression began."""
-        began = [self.suppressed_at[s] for s in self.suppressions if s[0] == who]
+        falls in one day, until ``next_day``), among those queued since its newest suppression
+        began. Suppressions are never deleted (a confirmation only sets one aside for a list),
+        so one that was set aside still counts."""
+        began = [t for key, t in self.suppressed_at.items() if key[0] == who]
         return bool(began) and any(t >= max(began) for t in self.mailed_at.get(who, []))
 
-    def _suppress(self, suppression: tuple[int, str, str]) -> None:
-        if suppression not in self.suppressions:  # an existing one keeps its time
-            self.suppressions.add(suppression)
-            self.suppressed_at[suppression] = self.clock
+    def _refuse(self, key: SuppressionKey) -> None:
+        self.refused_at[key] = self.now
+        self.suppressed_at.setdefault(key, self.now)
+
+    def blocks(self, key: SuppressionKey, lst: str) -> bool:
+        """OO-6: a suppression covering the list blocks it until the person confirms a signup
+        to that very list, after the suppression's latest refusal."""
+        return (
+            key in self.refused_at
+            and _covers(key, lst)
+            and self.confirmed_at.get((key[0], lst), -1) < self.refused_at[key]
+        )
 
     def suppressed(self, who: int, lst: str) -> bool:
-        """SG-2, OO-5: the list itself, its sender, or everything."""
-        return bool(
-            {(who, "list", lst), (who, "sender", SENDER_OF[lst]), (who, "global", GLOBAL)}
-            & self.suppressions
+        """SG-2, OO-5, SG-4, DS-3, OO-6: the list itself, its sender, or everything, unless the
+        person came back to this list."""
+        return any(self.blocks(key, lst) for key in self.refused_at if key[0] == who)
+
+    def in_force_everywhere(self, key: SuppressionKey) -> bool:
+        """The suppression exists and no confirmation set it aside for any list."""
+        return key in self.refused_at and all(
+            self.blocks(key, lst) for lst in LISTS if _covers(key, lst)
+        )
+
+    def suppressed_somewhere(self, who: int) -> bool:
+        """GET /suppressions' verdict: some suppression still blocks some list. Every one of a
+        sender or of everything does (it covers lists that do not exist yet); one of a single
+        list does until the person came back to that list."""
+        return any(
+            key[0] == who and (key[1] != "list" or self.blocks(key, key[2]))
+            for key in self.refused_at
         )
 
     def gate(self, who: int, lst: str) -> tuple[GateVerdict, int | None]:
@@ -200,6 +265,8 @@ class Model:
                 grant_id = self.confirm_target(step)
                 if grant_id is None:
                     return "skipped", []
+                if grant_id in self.erased_grants:
+                    return "invalid_token", []
                 sub = self.subscriptions[(who, lst)]
                 confirmed = sub.status is SubscriptionStatus.ACTIVE and sub.confirm_id is not None
                 if grant_id not in self.requests:  # no confirmation mail, no such link
@@ -220,24 +287,28 @@ class Model:
             case OptOut(who, lst, sender_wide) | Unsubscribe(who, lst, sender_wide):
                 if isinstance(step, Unsubscribe) and who not in self.subscribers:
                     return "skipped", []  # no mail was ever addressed to them: no link exists
-                scope = self._scope(lst, sender_wide)
-                if (who, *scope) in self.suppressions and not self._to_unsubscribe(
+                key = (who, *self._scope(lst, sender_wide))
+                # OO-3: a repeat changes nothing; but a suppression the person set aside for
+                # some list is armed again by a new refusal (OO-6).
+                if self.in_force_everywhere(key) and not self._to_unsubscribe(
                     who, lst, sender_wide
                 ):
-                    return "unchanged", []  # OO-3
+                    return "unchanged", []
                 return "changed", [("withdraw", who, None if sender_wide else lst, SENDER_OF[lst])]
-            case SuppressEverywhere():
-                return "done", []
+            case HardBounce(who):
+                return ("done" if who in self.subscribers else "skipped"), []
+            case Erase(who):
+                return ("erased" if who in self.subscribers else "skipped"), []
         raise AssertionError(step)
 
     def apply(self, step: Step, new_event_ids: list[int]) -> None:
         """Move the model on, given the ids of the events the step appended."""
-        self.clock += 1
+        self.now += 1
         match step:
             case Subscribe(who, lst) if new_event_ids:
                 needs = self.double_opt_in[lst] or self.suppressed(who, lst)
                 if needs:
-                    self.mailed_at.setdefault(who, []).append(self.clock)
+                    self.mailed_at.setdefault(who, []).append(self.now)
                 self._grant(who, lst, new_event_ids[0], needs_confirmation=needs)
                 self.subscriptions[(who, lst)].status = (
                     SubscriptionStatus.PENDING if needs else SubscriptionStatus.ACTIVE
@@ -256,12 +327,8 @@ class Model:
                 sub.grant_id = grant_id
                 sub.confirm_id = new_event_ids[0]
                 self.open_requests.pop((who, lst), None)
-                # OO-6: the person's own confirmed opt-in lifts the list's and its sender's.
-                self.suppressions -= {
-                    (who, "list", lst),
-                    (who, "sender", SENDER_OF[lst]),
-                    (who, "global", GLOBAL),
-                }
+                # OO-6: the person's own confirmed opt-in reaches this list and no other.
+                self.confirmed_at[(who, lst)] = self.now
             case RecordConsent(who, lst) if new_event_ids:
                 self._grant(who, lst, new_event_ids[0], needs_confirmation=False)
                 self.subscriptions[(who, lst)].status = SubscriptionStatus.ACTIVE
@@ -275,9 +342,20 @@ class Model:
                             other == lst or (sender_wide and SENDER_OF[other] == SENDER_OF[lst])
                         ):
                             del self.open_requests[(w, other)]
-                    self._suppress((who, *self._scope(lst, sender_wide)))
-            case SuppressEverywhere(who):
-                self._suppress((who, "global", GLOBAL))
+                    self._refuse((who, *self._scope(lst, sender_wide)))
+            case HardBounce(who) if who in self.subscribers:
+                self._refuse((who, "global", GLOBAL))
+            case Erase(who) if who in self.subscribers:
+                self._refuse((who, "global", GLOBAL))
+                self.subscribers.discard(who)
+                # The next signup is a new subscriber: the erased one's mails do not count.
+                self.mailed_at.pop(who, None)
+                for key in [k for k in self.subscriptions if k[0] == who]:
+                    del self.subscriptions[key]
+                    self.open_requests.pop(key, None)
+                for (person, _lst), grant_ids in self.grants.items():
+                    if person == who:
+                        self.erased_grants.update(grant_ids)
 
     def _grant(self, who: int, lst: str, event_id: int, *, needs_confirmation: bool) -> None:
         self.subscribers.add(who)
@@ -317,7 +395,9 @@ async def _subscriber_id(session: AsyncSession, who: int) -> int | None:
     return subscriber.id if subscriber else None
 
 
-async def execute(runtime: Runtime, world: World, model: Model, step: Step) -> str:
+async def execute(
+    runtime: Runtime, world: World, model: Model, step: Step, operator: Principal
+) -> str:
     """Apply one step in its own unit of work, as one request would; return what it answered."""
     email = ADDRESSES[step.who]
     hasher = world.hasher
@@ -388,16 +468,20 @@ async def execute(runtime: Runtime, world: World, model: Model, step: Step) -> s
                         origin=WEB,
                     )
                     return "changed" if outcome.changed else "unchanged"
-                case SuppressEverywhere():
-                    await repo.upsert_suppression(
-                        session,
-                        address_hash=hasher(email),
-                        scope=SuppressionScope.GLOBAL,
-                        scope_ref=0,
-                        reason=SuppressionReason.HARD_BOUNCE,
-                        consent_event_id=None,
+                case HardBounce():
+                    subscriber_id = await _subscriber_id(session, step.who)
+                    if subscriber_id is None:
+                        return "skipped"  # never mailed: nothing can have bounced
+                    await record_hard_bounce(
+                        session, subscriber_id=subscriber_id, address_hash=hasher(email)
                     )
                     return "done"
+                case Erase():
+                    subscriber_id = await _subscriber_id(session, step.who)
+                    if subscriber_id is None:
+                        return "skipped"
+                    await erase_subscriber(session, hasher, operator, subscriber_id)
+                    return "erased"
     except AddressSuppressed:
         return "suppressed"
     except InvalidToken:
@@ -419,25 +503,46 @@ class Harness:
     async def start(self, *, other_double_opt_in: bool) -> None:
         await reset_tables(self.runtime)
         self.world = await build_world(self.runtime, other_double_opt_in=other_double_opt_in)
+        async with self.runtime.sessionmaker() as session, session.begin():
+            key = ApiKey(name="operator", scope=ApiKeyScope.ADMIN, key_hash="0" * 64, prefix="op")
+            session.add(key)
+            await session.flush()
+            self.operator = Principal(api_key_id=key.id, scope=ApiKeyScope.ADMIN)
         self.model = Model(double_opt_in={"doi": True, "soi": False, "other": other_double_opt_in})
+
+    async def next_day(self) -> None:
+        """A day passes for OO-7's one confirmation mail a day: every mail queued so far now
+        dates from two days ago (nothing else in these histories reads the time)."""
+        async with self.runtime.sessionmaker() as session, session.begin():
+            for row in (await session.scalars(select(OutboxMessage))).all():
+                row.created_at = row.created_at - timedelta(days=2)
+        self.model.mailed_at.clear()
 
     async def step(self, step: Step) -> None:
         self.steps.append(step)
         where = f"after step {len(self.steps)} of {self.steps!r}"
         expected_answer, expected_events = self.model.predict(step)
-        answer = await execute(self.runtime, self.world, self.model, step)
+        answer = await execute(self.runtime, self.world, self.model, step, self.operator)
         assert answer == expected_answer, where
 
         async with self.runtime.sessionmaker() as session, session.begin():
             before = self.ledger
             rows = await session.execute(text("SELECT * FROM consent_events ORDER BY id"))
             self.ledger = [dict(row) for row in rows.mappings()]
-            # CR-1: events are appended, never changed.
-            assert self.ledger[: len(before)] == before, f"CR-1: an event changed {where}"
+            # CR-1: events are appended, never changed; an erasure only unlinks them from the
+            # profile it deletes and sets their holds (DS-3, CR-2).
+            erasure = {"subscriber_id", "retain_until"} if isinstance(step, Erase) else set()
+            assert [_without(e, erasure) for e in self.ledger[: len(before)]] == [
+                _without(e, erasure) for e in before
+            ], f"CR-1: an event changed {where}"
             new_events = self.ledger[len(before) :]
             assert [_shape(self.world, e) for e in new_events] == expected_events, where
             self.model.apply(step, [e["id"] for e in new_events])
             await _compare(session, self.world, self.model, where)
+
+
+def _without(event: dict[str, Any], columns: set[str]) -> dict[str, Any]:
+    return {column: value for column, value in event.items() if column not in columns}
 
 
 def _shape(world: World, event: dict[str, Any]) -> EventShape:
@@ -452,16 +557,17 @@ async def _compare(session: AsyncSession, world: World, model: Model, where: str
     subscriber_ids = {email: subscriber_id for email, subscriber_id in rows}
     assert set(subscriber_ids) == {ADDRESSES[who] for who in model.subscribers}, where
 
-    refs = {("sender", "shop"): world.shop_id, ("sender", "other"): world.other_id}
-    refs |= {("list", key): _list_id(world, key) for key in LISTS} | {("global", GLOBAL): 0}
-    expected_suppressions = {
-        (world.hasher(ADDRESSES[who]), scope, refs[(scope, ref)])
-        for who, scope, ref in model.suppressions
-    }
-    suppressions = await session.execute(
-        select(Suppression.address_hash, Suppression.scope, Suppression.scope_ref)
-    )
-    assert {tuple(row) for row in suppressions} == expected_suppressions, f"suppressions {where}"
+    for who, email in enumerate(ADDRESSES):
+        # The check every door uses before it records consent (signup, admin API, import):
+        # for every list, also those the person never subscribed to.
+        for lst in LISTS:
+            assert await repo.is_suppressed(
+                session, world.hasher(email), _sender_id(world, lst), _list_id(world, lst)
+            ) == model.suppressed(who, lst), f"OO-6 is_suppressed {email} {lst} {where}"
+        status = await admin_service.suppression_status(session, world.hasher, email)
+        assert status.suppressed == model.suppressed_somewhere(who), (
+            f"GET /suppressions {email} {where}"
+        )
 
     statuses = {
         (row.subscriber_id, row.list_id): row.status
@@ -481,6 +587,37 @@ async def _compare(session: AsyncSession, world: World, model: Model, where: str
             assert (decision.verdict, decision.consent_event_id) == model.gate(who, lst), (
                 f"SG-1 gate {email} {lst} {where}"
             )
+
+    # What the database holds, checked after what it decides: a rule broken shows first as
+    # the wrong verdict.
+    refs = {("sender", "shop"): world.shop_id, ("sender", "other"): world.other_id}
+    refs |= {("list", key): _list_id(world, key) for key in LISTS} | {("global", GLOBAL): 0}
+    # Suppressions are never deleted: each refusal ever made is there (OO-6, DS-3).
+    expected_suppressions = {
+        (world.hasher(ADDRESSES[who]), scope, refs[(scope, ref)])
+        for who, scope, ref in model.refused_at
+    }
+    suppressions = await session.execute(
+        select(Suppression.address_hash, Suppression.scope, Suppression.scope_ref)
+    )
+    assert {tuple(row) for row in suppressions} == expected_suppressions, f"suppressions {where}"
+    # The lifts are exactly the (suppression, list) pairs the person came back to since the
+    # suppression's latest refusal.
+    expected_lifts = {
+        (world.hasher(ADDRESSES[key[0]]), key[1], refs[(key[1], key[2])], _list_id(world, lst))
+        for key in model.refused_at
+        for lst in LISTS
+        if _covers(key, lst) and not model.blocks(key, lst)
+    }
+    lifts = await session.execute(
+        select(
+            Suppression.address_hash,
+            Suppression.scope,
+            Suppression.scope_ref,
+            SuppressionLift.list_id,
+        ).join(Suppression, Suppression.id == SuppressionLift.suppression_id)
+    )
+    assert {tuple(row) for row in lifts} == expected_lifts, f"OO-6 lifts {where}"
 
 
 # --- the tests -------------------------------------------------------------------------------
@@ -536,9 +673,15 @@ def consent_gate_machine(runtime: Runtime, runner: asyncio.Runner) -> type[RuleB
         def unsubscribe_by_token(self, sender_wide: bool) -> None:
             runner.run(self.harness.step(Unsubscribe(self.who, self.lst, sender_wide)))
 
+        @precondition(lambda self: self.who in self.harness.model.subscribers)
         @rule()
-        def suppress_everywhere(self) -> None:
-            runner.run(self.harness.step(SuppressEverywhere(self.who)))
+        def hard_bounce(self) -> None:
+            runner.run(self.harness.step(HardBounce(self.who)))
+
+        @precondition(lambda self: self.who in self.harness.model.subscribers)
+        @rule()
+        def erase(self) -> None:
+            runner.run(self.harness.step(Erase(self.who)))
 
     return ConsentGate
 
@@ -546,9 +689,11 @@ def consent_gate_machine(runtime: Runtime, runner: asyncio.Runner) -> type[RuleB
 def test_sg1_gate_mails_exactly_whom_the_rules_allow_over_random_histories(
     settings: Settings, is_postgres: bool
 ) -> None:
-    """SG-1 (with CC-1, CC-3, SG-2, OO-5, OO-6): after every step of a random history the gate's
-    verdict for every address and list, and the consent event a delivery would cite, equal the
-    model's; every step appends exactly the events the model expects; no event ever changes.
+    """SG-1 (with CC-1, CC-3, SG-2, SG-4, OO-5, OO-6, DS-3): after every step of a random history
+    the gate's verdict for every address and list, and the consent event a delivery would cite,
+    equal the model's, and so do the suppression check of every door and GET /suppressions; every
+    step appends exactly the events the model expects; no event ever changes. A confirmation
+    that lifted a suppression beyond its own list fails it.
 
     A plain (synchronous) test that runs its own event loop: Hypothesis drives many examples
     through one function-scoped database, and each example empties the tables first.
@@ -674,3 +819,88 @@ async def test_cc3_the_older_of_two_outstanding_requests_confirms_and_is_cited(
         gate = await repo.check_gate(session, subscription.subscriber_id, subscription.list_id)
     assert gate.mailable
     assert subscription.grant_event_id == newest_request
+
+
+async def _gate_of(runtime: Runtime, world: World, who: int, lst: str) -> GateVerdict:
+    async with runtime.sessionmaker() as session:
+        subscriber_id = await _subscriber_id(session, who)
+        assert subscriber_id is not None
+        return (await repo.check_gate(session, subscriber_id, _list_id(world, lst))).verdict
+
+
+async def test_oo6_confirming_one_list_does_not_reopen_the_senders_other_lists(
+    runtime: Runtime,
+) -> None:
+    """OO-6, OO-5, CC-3: a known history (the attack of issue #10). The person opts out of
+    everything from the shop, later signs up again on its double opt-in list and confirms. A
+    stranger then signs the address up to the shop's single opt-in list: the signup must wait
+    for the person's own confirmation, and the address stays suppressed there."""
+    harness = Harness(runtime)
+    await harness.start(other_double_opt_in=False)
+    for step in (
+        Subscribe(0, "soi"),
+        Unsubscribe(0, "soi", sender_wide=True),
+        Subscribe(0, "doi"),
+        Confirm(0, "doi", age=0),
+    ):
+        await harness.step(step)
+    assert await _gate_of(runtime, harness.world, 0, "doi") is GateVerdict.MAILABLE
+    await harness.next_day()  # past OO-7's one mail a day: the scope rule alone decides
+    await harness.step(Subscribe(0, "soi"))  # the stranger: the model expects "pending"
+    assert harness.model.subscriptions[(0, "soi")].status is SubscriptionStatus.PENDING
+    assert await _gate_of(runtime, harness.world, 0, "soi") is GateVerdict.SUPPRESSED
+    # ... and no operator can record consent there either.
+    await harness.step(RecordConsent(0, "soi", LegalBasis.WRITTEN_NOTICE))  # "suppressed"
+
+
+async def test_oo6_ds3_confirming_a_list_does_not_undo_an_erasure_for_other_senders(
+    runtime: Runtime,
+) -> None:
+    """OO-6, DS-3: a known history (the second attack of issue #10). The person is erased;
+    later they sign up again on the shop's list and confirm; a stranger then signs the address
+    up to the other sender's single opt-in list: it waits for the person's confirmation, and the
+    erasure's suppression still blocks the address there and on the shop's other list."""
+    harness = Harness(runtime)
+    await harness.start(other_double_opt_in=False)
+    for step in (
+        Subscribe(0, "doi"),
+        Confirm(0, "doi", age=0),
+        Erase(0),
+        Subscribe(0, "doi"),
+        Confirm(0, "doi", age=0),
+        "next day",  # past OO-7's one mail a day: the scope rule alone decides
+        Subscribe(0, "other"),  # the stranger: the model expects "pending"
+        "next day",
+        Subscribe(0, "soi"),
+    ):
+        await (harness.next_day() if step == "next day" else harness.step(step))
+    assert await _gate_of(runtime, harness.world, 0, "doi") is GateVerdict.MAILABLE
+    for lst in ("other", "soi"):
+        assert harness.model.subscriptions[(0, lst)].status is SubscriptionStatus.PENDING
+        assert await _gate_of(runtime, harness.world, 0, lst) is GateVerdict.SUPPRESSED
+
+
+async def test_oo6_a_new_refusal_after_coming_back_suppresses_again(runtime: Runtime) -> None:
+    """OO-6, SG-2, SG-4: after the person came back to a list, a new opt-out of the same scope
+    (by phone this time), and later a hard bounce, each suppress that list again; each time only
+    a new confirmation brings it back."""
+    harness = Harness(runtime)
+    await harness.start(other_double_opt_in=False)
+    for step in (
+        Subscribe(0, "soi"),
+        Unsubscribe(0, "soi", sender_wide=True),
+        Subscribe(0, "doi"),
+        Confirm(0, "doi", age=0),
+        Unsubscribe(0, "soi", sender_wide=True),  # the same scope again: not "unchanged"
+    ):
+        await harness.step(step)
+    assert await _gate_of(runtime, harness.world, 0, "doi") is GateVerdict.SUPPRESSED
+    await harness.next_day()  # past OO-7's one mail a day
+    for step in (Subscribe(0, "doi"), Confirm(0, "doi", age=0)):
+        await harness.step(step)
+    assert await _gate_of(runtime, harness.world, 0, "doi") is GateVerdict.MAILABLE
+    await harness.step(HardBounce(0))
+    await harness.next_day()
+    for step in (Subscribe(0, "doi"), Confirm(0, "doi", age=0), HardBounce(0)):
+        await harness.step(step)
+    assert await _gate_of(runtime, harness.world, 0, "doi") is GateVerdict.SUPPRESSED

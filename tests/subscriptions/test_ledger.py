@@ -558,7 +558,8 @@ async def test_oo5_sender_optout_ends_every_list_of_that_sender_and_no_other(
 async def test_oo6_admin_consent_never_lifts_an_optout(runtime: Runtime, world: World) -> None:
     """OO-6: after an opt-out, consent recorded through the admin API is refused and changes
     nothing, for a known subscriber and for an address that opted out before ever being one;
-    only the person's own signup, once confirmed, lifts the suppression."""
+    only the person's own signup, once confirmed, lifts the suppression, and only for the list
+    confirmed: the sender's other list stays suppressed."""
     await admin_consent(runtime, world, AIKO, world.soi_list.id)
     await phone_optout(runtime, world, AIKO, sender_id=world.shop_id, list_id=None)
     await phone_optout(runtime, world, BEN, sender_id=world.shop_id, list_id=world.soi_list.id)
@@ -588,9 +589,13 @@ async def test_oo6_admin_consent_never_lifts_an_optout(runtime: Runtime, world: 
     assert await gate(runtime, AIKO, world.soi_list.id) is GateVerdict.SUPPRESSED
     await confirm_latest(runtime, world, AIKO, world.soi_list.id)
     assert await gate(runtime, AIKO, world.soi_list.id) is GateVerdict.MAILABLE
+    # OO-6: the sender-wide suppression stays, set aside for the confirmed list alone.
     assert await suppressions(runtime) == {
-        (world.hasher(BEN), SuppressionScope.LIST, world.soi_list.id)
+        (world.hasher(AIKO), SuppressionScope.SENDER, world.shop_id),
+        (world.hasher(BEN), SuppressionScope.LIST, world.soi_list.id),
     }
+    with pytest.raises(AddressSuppressed):
+        await admin_consent(runtime, world, AIKO, world.doi_list.id)
 
 
 async def test_oo6_after_a_hard_bounce_the_persons_own_signup_is_the_way_back(
@@ -598,7 +603,8 @@ async def test_oo6_after_a_hard_bounce_the_persons_own_signup_is_the_way_back(
 ) -> None:
     """OO-6, SG-4: a hard bounce suppresses the address everywhere but leaves the subscription
     active. Signing up again must not answer "already subscribed" and send nothing: it asks for
-    confirmation, and the confirmation makes the address mailable again."""
+    confirmation, and the confirmation makes the address mailable again on that list, and on no
+    other list of any sender."""
     await admin_consent(runtime, world, AIKO, world.soi_list.id)
     aiko_id = await subscriber_id(runtime, AIKO)
     async with runtime.sessionmaker() as session, session.begin():
@@ -612,7 +618,10 @@ async def test_oo6_after_a_hard_bounce_the_persons_own_signup_is_the_way_back(
 
     await confirm_latest(runtime, world, AIKO, world.soi_list.id)
     assert await gate(runtime, AIKO, world.soi_list.id) is GateVerdict.MAILABLE
-    assert await suppressions(runtime) == set()
+    assert await suppressions(runtime) == {(world.hasher(AIKO), SuppressionScope.GLOBAL, 0)}
+    for other in (world.doi_list, world.other_list):
+        with pytest.raises(AddressSuppressed):
+            await admin_consent(runtime, world, AIKO, other.id)
 
 
 # --- unsubscribe links and erasure ----------------------------------------------------------

@@ -559,7 +559,9 @@ def compile_part(part: Part, source: str) -> Template:
         return env.from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateInvalid(f"{part} line {exc.lineno}: {exc.message}") from None
-    except RecursionError:
+    except (RecursionError, SyntaxError):
+        # Jinja's parser recurses per level; Python's compiler refuses the generated code
+        # past 100 indentation levels, 20 nested loops or 200 nested brackets.
         raise TemplateInvalid(
             f"{part}: the template nests tags, brackets or operators too deeply."
         ) from None

@@ -32,6 +32,9 @@ HOSTILE: dict[str, str] = {
     "unclosed braces": "{{" * 250_000,
     "nested brackets": "{{ " + "(" * 100_000 + "1" + ")" * 100_000 + " }}",
     "nested ifs": "{% if name %}" * 5_000 + "{% endif %}" * 5_000,
+    # Past Python's own limits on the generated code: a SyntaxError, a 500 before.
+    "a hundred nested ifs": "{% if name %}" * 100 + "x" + "{% endif %}" * 100,
+    "two hundred attribute lookups": "{{ name" + ".x" * 250 + " }}",
     # Format widths: the width is allocated before the result's size can be checked.
     "a % width": "{{ '%999999999s' % name }}",
     "a .format width": "{{ '{:>999999999}'.format(name) }}",
@@ -79,6 +82,7 @@ async def test_ds6_hostile_templates_are_422_naming_the_reason_never_500(
     response = await admin.post("/templates", json={**TEMPLATE, "html": HOSTILE[case]})
     assert response.status_code == 422, response.text
     body = response.json()
+    assert set(body) == {"error", "detail"}
     assert body["error"] == "TemplateInvalid"
     assert body["detail"].startswith("html")
     # The answer quotes none of the input back.

@@ -106,6 +106,7 @@ async def send_campaign(
     if template is None:
         reasons.append("template: it no longer exists")
     else:
+
         def try_template() -> None:
             assert template is not None
             composer = CampaignComposer.build(

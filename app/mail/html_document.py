@@ -64,6 +64,7 @@ from app.templates.sandbox import (
     TemplateSandbox,
     compile_part,
     render_part,
+    weigh_output,
 )
 
 __all__ = ["HtmlPart", "TemplateInvalid", "scope_stylesheet", "strip_sentinels"]
@@ -198,7 +199,9 @@ def strip_sentinels(value: str) -> str:
 
 @pass_eval_context
 def _finalize(eval_ctx: EvalContext, value: Any) -> Markup:
-    """Every ``{{ }}`` output of the HTML part: a placeholder for escaped text, recorded."""
+    """Every ``{{ }}`` output of the HTML part: a placeholder for escaped text, recorded. The
+    sandbox weighs the value first, as it does for every other part (DS-6)."""
+    value = weigh_output(value)
     text = str(escape(value) if eval_ctx.autoescape else value).translate(_NO_SENTINELS)
     values = _VALUES.get()
     # Markup: ``text`` is what Jinja would have written (already escaped under autoescape).

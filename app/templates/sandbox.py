@@ -13,8 +13,15 @@ huge strings: ``{% for a in range(99999) %}{% for b in range(99999) %}`` or
 ``{{ 'x' * 10**10 }}`` would hold the process (a save, a preview, a campaign preflight, every
 message of a send) for hours or exhaust its memory. So each render runs under a budget: loop
 iterations, the size of every string built, a wall-clock deadline; sizes and counts that would
-allocate more (``*``, ``**``, format widths, filter widths and counts) are checked before the
-allocation. Going over any of them is a :class:`RenderLimitExceeded`, hence a 422 on save.
+allocate more (``*``, ``**``, ``+``, ``~``, format widths and field counts, filter widths and
+counts, the printing of a list) are checked before the allocation. Going over any of them is a
+:class:`RenderLimitExceeded`, hence a 422 on save.
+
+Compiling costs too: Jinja's parser and Python's compiler spend about a millisecond and a few
+kilobytes per tag, and recurse once per nesting level. So a part is lexed first, which is
+linear, and refused past :data:`MAX_TEMPLATE_TOKENS` tokens before the parser sees it; nesting
+too deep for the parser is a 422 as well. These limits keep one request from holding the
+service (DS-6: availability of the processing; every unsubscribe waits behind a stalled loop).
 """
 
 from __future__ import annotations
@@ -22,16 +29,18 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, nodes
+from jinja2 import Environment, StrictUndefined, Template, TemplateSyntaxError, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateRuntimeError
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, new_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
 
 from app.errors import InvalidInput
 
@@ -60,13 +69,20 @@ MAX_LOOP_ITERATIONS = 100_000
 MAX_STRING_CHARS = 2_000_000
 # Widths and counts given to filters (center, indent, wordwrap, batch, slice...).
 MAX_COUNT_ARGUMENT = 10_000
-# Integers built with ** (a 10,000-bit integer has about 3,000 digits).
+# Integers built with ** or * (a 10,000-bit integer has about 3,000 digits).
 MAX_POWER_BITS = 10_000
-RENDER_SECONDS = 5.0
+# A good template renders in milliseconds; a save is answered within about this.
+RENDER_SECONDS = 1.0
+# Tokens of one part (a ``{{ name }}`` is five): a long newsletter has a few thousand; compiling
+# this many takes about half a second.
+MAX_TEMPLATE_TOKENS = 10_000
+# A width or precision in a format specification ('%9999s', '{:>9999}') has at most 4 digits.
+_MAX_FORMAT_WIDTH_DIGITS = 4
 
-# Format specifications: a width or precision of five digits or more, or one taken from the
-# arguments (*), as in '%099999999d' or '{:>99999999}'.
-_WIDE_FORMAT = re.compile(r"%[-#0 +]*(\*|\d{5,})|%[-#0 +]*\d*\.(\*|\d{5,})|\{[^{}]*:[^{}]*\d{5,}")
+# One %-conversion, matched where a '%' is found: the mapping key is bounded so that a '%(' with
+# no ')' costs a bounded scan, not one to the end of the string for every '%' (quadratic).
+_PERCENT_SPEC = re.compile(r"%(\([^)]{0,200}\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
+_DIGITS = re.compile(r"\d+")
 # str methods a template may call; the others (center, ljust, zfill, replace, expandtabs,
 # format_map, encode, join...) allocate by a count or a product the budget cannot see coming.
 _STR_METHODS = frozenset(
@@ -156,11 +172,124 @@ def _check_size(value: object) -> None:
         raise _too_large()
 
 
-def _check_format(spec: object) -> None:
-    if isinstance(spec, str) and _WIDE_FORMAT.search(spec):
-        raise RenderLimitExceeded(
-            "a format width or precision of five digits or more (or *) is not allowed"
-        )
+def _weight(value: object, limit: int = MAX_STRING_CHARS) -> int:
+    """About how many characters ``str(value)`` would have, counted without building it (a
+    list holding the same long string a thousand times is small, its printing is not); the
+    count stops as soon as it passes ``limit``, so the cost is bounded too."""
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += 2 + 2 * len(item)
+            if total <= limit:
+                stack.extend(item)
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            if total <= limit:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif isinstance(item, Namespace):
+            stack.append(item._Namespace__attrs)
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 1
+        else:
+            total += 16
+    return total
+
+
+def _check_weight(*values: object) -> None:
+    if sum(_weight(v) for v in values) > MAX_STRING_CHARS:
+        raise _too_large()
+
+
+def _wide() -> RenderLimitExceeded:
+    return RenderLimitExceeded(
+        f"a format width or precision of more than {_MAX_FORMAT_WIDTH_DIGITS} digits, or one "
+        "taken from the arguments (* or a nested {}), is not allowed"
+    )
+
+
+def _width(digits: str | None) -> int:
+    if not digits:
+        return 0
+    if digits == "*" or len(digits) > _MAX_FORMAT_WIDTH_DIGITS:
+        raise _wide()
+    return int(digits)
+
+
+def _format_fields(fmt: str) -> Iterator[int]:
+    """The widths of the fields of ``fmt``, read as both %-style and {}-style, in one pass
+    over it (linear: every search starts where the last one ended)."""
+    at = fmt.find("%")
+    while at >= 0:
+        if fmt.startswith("%%", at):
+            at = fmt.find("%", at + 2)
+            continue
+        spec = _PERCENT_SPEC.match(fmt, at)
+        if spec is None or (spec.group(1) is None and fmt.startswith("%(", at)):
+            raise RenderLimitExceeded("a %-format mapping key of more than 200 characters")
+        yield max(_width(spec.group(2)), _width(spec.group(3)))
+        at = fmt.find("%", max(spec.end(), at + 1))
+    at = fmt.find("{")
+    while at >= 0:
+        if fmt.startswith("{{", at):
+            at = fmt.find("{", at + 2)
+            continue
+        end = fmt.find("}", at + 1)
+        if end < 0:
+            break  # str.format refuses it
+        field = fmt[at + 1 : end]
+        if "{" in field:
+            raise _wide()  # a width or precision taken from the arguments
+        spec_text = field.partition(":")[2]
+        yield max((_width(d.group()) for d in _DIGITS.finditer(spec_text)), default=0)
+        at = fmt.find("{", end + 1)
+
+
+def _check_format(fmt: object, *args: object) -> None:
+    """Before ``fmt % args``, ``fmt.format(*args)`` or ``fmt|format(*args)`` runs: each field
+    prints at most its width or the longest argument, so their sum bounds the result, which
+    catches '%999999999s' and '{0}' repeated a million times alike."""
+    if not isinstance(fmt, str):
+        return
+    longest = max((_weight(a) for a in _flatten_args(args)), default=0)
+    total = len(fmt)
+    for width in _format_fields(fmt):
+        total += max(width, longest)
+        if total > MAX_STRING_CHARS:
+            raise _too_large()
+
+
+def _flatten_args(args: tuple[object, ...]) -> Iterator[object]:
+    # fmt % (a, b) and fmt % {'k': v}: each field prints one of the items, not the container.
+    for arg in args:
+        if isinstance(arg, tuple):
+            yield from arg
+        elif isinstance(arg, dict):
+            yield from arg.values()
+        else:
+            yield arg
+
+
+def weigh_output(value: Any) -> Any:
+    """Every ``{{ ... }}`` output: a list is weighed before it is printed. Any environment that
+    renders templates with a ``finalize`` of its own calls this first (DS-6)."""
+    if not isinstance(value, str):
+        _check_weight(value)
+    return value
+
+
+_finalize = weigh_output
+
+
+def _checked_concat(join: Callable[[Iterable[Any]], str], parts: tuple[Any, ...]) -> str:
+    """``a ~ b``: the operands are weighed before they are printed and joined."""
+    _budget().check_time()
+    _check_weight(*parts)
+    return join(parts)
 
 
 def _loop_guard(iterable: Iterable[Any]) -> Iterator[Any]:
@@ -192,7 +321,12 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         _budget().check_time()
-        values = [a for a in args if not isinstance(a, Context)]
+        # Filters marked pass_context, pass_eval_context or pass_environment get that first.
+        passed = 1 if args and isinstance(args[0], Context | EvalContext | Environment) else 0
+        if name == "join" and len(args) > passed and not isinstance(args[passed], Sized):
+            # A generator (map, select) is joined whole: counted first, as a list.
+            args = (*args[:passed], list(args[passed]), *args[passed + 1 :])
+        values = list(args[passed:])
         # The first value is what is filtered; the rest are the filter's own arguments.
         for value in [*values[1:], *kwargs.values()]:
             if (
@@ -203,8 +337,7 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
                 raise RenderLimitExceeded(
                     f"{name}: a count or width above {MAX_COUNT_ARGUMENT:,} is not allowed"
                 )
-        if name == "format" and values:
-            _check_format(values[0])
+        _check_filter(name, values, kwargs)
         if name == "replace" and len(values) >= 3:
             subject, old, new = (str(v) for v in values[:3])
             grows = len(new) - len(old)
@@ -216,6 +349,51 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     return guarded
+
+
+def _filter_estimate(name: str, values: list[Any], kwargs: dict[str, Any]) -> int:
+    """For the filters whose result can be many times their input, the size of that result,
+    estimated from the input before the filter runs; for the others, the input's size (their
+    result is a small multiple of it and is checked after)."""
+
+    def arg(position: int, key: str, default: Any) -> Any:
+        if key in kwargs:
+            return kwargs[key]
+        return values[position] if len(values) > position else default
+
+    subject = values[0] if values else None
+    size = _weight(subject)
+    if name == "indent":
+        width = arg(1, "width", 4)
+        per_line = len(width) if isinstance(width, str) else int(width)
+        lines = subject.count("\n") + 1 if isinstance(subject, str) else size
+        return size + lines * max(per_line, 0)
+    if name == "join":
+        separator = arg(1, "d", "")
+        count = len(subject) if isinstance(subject, Sized) else size
+        return size + _weight(separator) * count
+    if name == "wordwrap":
+        width = max(int(arg(1, "width", 79)), 1)
+        wrap = arg(3, "wrapstring", None) or "\n"
+        return size + (size // width + 1) * (_weight(wrap) + 1)
+    if name in ("tojson", "pprint"):
+        indent = arg(1, "indent", None)
+        # JSON escapes a character in six (\u003c); indentation repeats per item.
+        return size * 6 * (1 + (indent if isinstance(indent, int) else 0))
+    return size + sum(_weight(v) for v in [*values[1:], *kwargs.values()])
+
+
+def _check_filter(name: str, values: list[Any], kwargs: dict[str, Any]) -> None:
+    if name == "format" and values:
+        _check_format(values[0], *values[1:], *kwargs.values())
+        return
+    if name == "sum":
+        start = kwargs.get("start", values[2] if len(values) > 2 else 0)
+        if not isinstance(start, int | float):
+            # sum(start=[]) concatenates lists one by one: quadratic, in one C call.
+            raise RenderLimitExceeded("sum: only numbers can be summed")
+    if _filter_estimate(name, values, kwargs) > MAX_STRING_CHARS:
+        raise _too_large()
 
 
 class _GuardedCodeGenerator(CodeGenerator):
@@ -233,6 +411,20 @@ class _GuardedCodeGenerator(CodeGenerator):
                 loop.iter, _LOOP_GUARD, [], [], None, None, lineno=loop.iter.lineno
             )
         super().visit_Template(node, frame)
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        """``a ~ b`` through :func:`_checked_concat` (Jinja's own joins without looking)."""
+        if frame.eval_ctx.volatile:
+            join = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            join = "markup_join"
+        else:
+            join = "str_join"
+        self.write(f"environment.checked_concat({join}, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
 
 
 class BudgetedTemplate(Template):
@@ -270,6 +462,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
     code_generator_class = _GuardedCodeGenerator
     template_class = BudgetedTemplate
     concat = staticmethod(_bounded_concat)
+    checked_concat = staticmethod(_checked_concat)
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def __init__(self, **options: Any) -> None:
@@ -287,6 +480,12 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         _budget().check_time()
         if operator == "*":
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and left.bit_length() + right.bit_length() > MAX_POWER_BITS
+            ):
+                raise RenderLimitExceeded("the product is too large a number")
             for sequence, times in ((left, right), (right, left)):
                 if (
                     isinstance(sequence, str | list | tuple)
@@ -302,18 +501,33 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
                 and left.bit_length() * right > MAX_POWER_BITS
             ):
                 raise RenderLimitExceeded(f"{left} ** {right} is too large a number")
+        elif operator == "+":
+            if (
+                isinstance(left, str | list | tuple)
+                and isinstance(right, str | list | tuple)
+                and len(left) + len(right) > MAX_STRING_CHARS
+            ):
+                raise _too_large()
         elif operator == "%" and isinstance(left, str):
-            _check_format(left)
+            _check_format(left, right)
         result = super().call_binop(context, operator, left, right)
         _check_size(result)
         return result
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        """``'...'.format`` in a template: its widths are checked when it is looked up."""
+        """``'...'.format(...)`` in a template: its widths and fields are checked against its
+        arguments before it runs."""
         wrapped = super().wrap_str_format(value)
-        if wrapped is not None:
-            _check_format(getattr(value, "__self__", None))
-        return wrapped
+        if wrapped is None:
+            return None
+        fmt = getattr(value, "__self__", None)
+        checked_call = wrapped
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            _check_format(fmt, *args, *kwargs.values())
+            return checked_call(*args, **kwargs)
+
+        return functools.update_wrapper(checked, wrapped)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _budget().check_time()
@@ -326,6 +540,7 @@ def _environment(*, html: bool) -> TemplateSandbox:
     return TemplateSandbox(
         undefined=StrictUndefined,
         autoescape=html,
+        finalize=_finalize,
         # Templates are compiled once per campaign; Jinja's own cache would only hold them longer.
         cache_size=0,
         auto_reload=False,
@@ -341,10 +556,35 @@ def compile_part(part: Part, source: str) -> Template:
     if "\0" in source:
         raise TemplateInvalid(f"{part}: the template contains a NUL character.")
     env = HTML_ENV if part == "html" else TEXT_ENV
+    # Jinja folds constant filters while compiling: they spend a budget of their own.
+    budget = _BUDGET.set(_Budget.start())
     try:
+        _check_token_count(part, env, source)
         return env.from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateInvalid(f"{part} line {exc.lineno}: {exc.message}") from None
+    except (RecursionError, SyntaxError):
+        # Jinja's parser recurses per level; Python's compiler refuses the generated code
+        # past 100 indentation levels, 20 nested loops or 200 nested brackets.
+        raise TemplateInvalid(
+            f"{part}: the template nests tags, brackets or operators too deeply."
+        ) from None
+    except RenderLimitExceeded as exc:
+        raise TemplateInvalid(f"{part}: {exc}") from None
+    finally:
+        _BUDGET.reset(budget)
+
+
+def _check_token_count(part: Part, env: TemplateSandbox, source: str) -> None:
+    """Refuse a part with more than :data:`MAX_TEMPLATE_TOKENS` tokens before it is parsed
+    (DS-6): the lexer is linear and stops here at the limit; the parser and the compiler that
+    would follow cost far more per token."""
+    for count, (lineno, _, _) in enumerate(env.lex(source), start=1):
+        if count > MAX_TEMPLATE_TOKENS:
+            raise TemplateInvalid(
+                f"{part} line {lineno}: the template has more than {MAX_TEMPLATE_TOKENS:,} "
+                "tags, names and operators; split it or simplify it."
+            )
 
 
 def _template_line(exc: BaseException) -> int | None:

@@ -8,6 +8,7 @@ already shows to be hidden is refused when the template is saved.
 from __future__ import annotations
 
 import re
+import tracemalloc
 
 import pytest
 from selectolax.lexbor import LexborHTMLParser
@@ -214,3 +215,20 @@ def test_mh1_nesting_that_would_stall_the_parser_is_refused() -> None:
     with pytest.raises(TemplateInvalid, match="nested"):
         composer(html="<div>" * 600 + "本文")
     assert composer(html="<div>" * 100 + "本文" + "</div>" * 100).compose(recipient())
+
+
+def test_ds6_per_recipient_html_output_is_weighed_like_every_other_part() -> None:
+    """DS-6: the HTML part renders through its own environment (placeholders for the footer's
+    protection); it still weighs every printed value before printing it, so a list holding one
+    long string many times is refused for that recipient before its text is built in memory."""
+    heavy = "{% set s = name * 1 %}{{ [" + ", ".join(["s"] * 100) + "] }}"
+    built = composer(html="<p>" + heavy + "</p>")
+    hostile = recipient(name="x" * 200_000)  # printed whole, the list is 20 MB of text
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateInvalid):
+            built.compose(hostile)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000

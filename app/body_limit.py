@@ -2,7 +2,8 @@
 
 Without a limit a client can make the process buffer any amount: FastAPI reads a JSON body whole
 before validating it, and the public signup endpoint reads its body itself. Starlette's own
-limiter answers 413 in plain text, outside the error-body contract (API.md), hence this one.
+limiter answers 413 in plain text, outside the error-body contract (docs/reference.md), hence
+this one.
 
 A declared ``Content-Length`` over the limit is refused before a byte of the body is read. A
 body without one (chunked) is counted as it is read, and the read that passes the limit raises

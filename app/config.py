@@ -1,4 +1,4 @@
-"""Settings, read from the environment with the ``SHODAKU_`` prefix (API.md, Configuration)."""
+"""Settings, read from the environment with the ``SHODAKU_`` prefix (README.md, "Configuration")."""
 
 from __future__ import annotations
 

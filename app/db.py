@@ -95,7 +95,7 @@ def make_engine(url: str, *, pool_size: int = 20, sqlite_busy_timeout: float = 6
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    # Each concurrent sender holds a session; the default pool (5 + 10) is too small (DESIGN.md).
+    # Each concurrent sender holds a session; the default pool (5 + 10) times out under 16.
     return create_async_engine(
         url,
         pool_size=pool_size,

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
-    """The body of every error answer (API.md): the error's class and one sentence for a person.
+    """The body of every error answer (docs/reference.md): the error's class and one sentence for
+    a person.
 
     Some errors add fields: ``errors`` (each failed field of a 422 ValidationError) and
     ``reasons`` (each failed check of a campaign's send preflight).
@@ -231,7 +232,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
             # FastAPI's answer to a JSON body that is not UTF-8; not JSON at all is a 422
-            # ValidationError (API.md), and so is this.
+            # ValidationError (docs/reference.md), and so is this.
             errors = [{"loc": ["body"], "msg": "not valid JSON: not UTF-8", "type": "json_invalid"}]
             return JSONResponse(
                 {

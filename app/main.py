@@ -129,7 +129,7 @@ def create_app(
         ledger_router,
         api_keys_router,
     ):
-        # Every admin operation may also answer these, with the API.md error body; an import
+        # Every admin operation may also answer these, with the API error body; an import
         # is JSON or a multipart CSV, anything else 415.
         responses = API_ERROR_RESPONSES
         if router is imports_router:

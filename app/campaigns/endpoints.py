@@ -1,4 +1,5 @@
-"""Campaign endpoints (API.md): create, send, pause, resume, cancel, stats, deliveries."""
+"""Campaign endpoints (docs/reference.md): create, send, pause, resume, cancel, stats and
+deliveries."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Campaign request and response bodies (API.md, campaigns)."""
+"""Campaign request and response bodies (docs/reference.md, campaigns)."""
 
 from __future__ import annotations
 

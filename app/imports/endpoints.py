@@ -1,5 +1,5 @@
 """HTTP endpoints of /imports: lists obtained from others, with their acquisition record (DS-4);
-see API.md.
+see docs/reference.md.
 
 POST /imports takes either a JSON body or a multipart form with a CSV ``file``; one path, so
 the body is parsed here by its Content-Type rather than by FastAPI's parameter binding.

@@ -1,5 +1,5 @@
-"""Request and response bodies of /imports (API.md): a list obtained from a third party, with
-its acquisition record (DS-4)."""
+"""Request and response bodies of /imports (docs/reference.md): a list obtained from a third
+party, with its acquisition record (DS-4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""HTTP endpoints of proof and security (API.md): a campaign's compliance report (CR-3), and
-the audit log (DS-6), whose router is included here so that ``app.main`` needs no change."""
+"""HTTP endpoints of proof and security (docs/reference.md): a campaign's compliance report
+(CR-3), and the audit log (DS-6), whose router is included here so that ``app.main`` needs no
+change."""
 
 from __future__ import annotations
 

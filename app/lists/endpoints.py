@@ -1,4 +1,4 @@
-"""HTTP endpoints of /lists; see API.md."""
+"""HTTP endpoints of /lists; see docs/reference.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of /lists (API.md)."""
+"""Request and response bodies of /lists (docs/reference.md)."""
 
 from __future__ import annotations
 

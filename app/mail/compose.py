@@ -1,4 +1,4 @@
-"""Campaign message composition: the hot path of sending (DESIGN.md, "Composition").
+"""Campaign message composition: the hot path of sending (docs/architecture.md, "Sending").
 
 ``CampaignComposer.build`` does everything that is the same for every recipient once per campaign:
 it compiles the template in the sandbox, renders the legal footer for the sender and list (only

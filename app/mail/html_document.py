@@ -29,9 +29,9 @@ the footer's visibility does not depend on what the template contains:
 5. The written document is parsed once more and must have exactly the container and the footer
    block as the body's children, or the message is refused.
 
-Speed (the composition budget of DESIGN.md): parsing and writing every recipient's HTML costs
-more than the whole message did. :class:`HtmlPart` renders the template with every ``{{ }}``
-output replaced by a placeholder (noncharacters U+FDD0/U+FDD1, stripped from every value),
+Speed (the composition budget of docs/architecture.md): parsing and writing every recipient's
+HTML costs more than the whole message did. :class:`HtmlPart` renders the template with every
+``{{ }}`` output replaced by a placeholder (noncharacters U+FDD0/U+FDD1, stripped from every value),
 records the escaped values, and sanitises each distinct skeleton once (a bounded LRU). A skeleton
 is used only when every placeholder came out exactly once, in escaped text or a quoted
 attribute value, and none followed a ``<``: there an escaped value (no ``<``, ``>`` or quotes)

@@ -1,4 +1,4 @@
-"""HTTP endpoints of a person's data rights: disclosure and erasure; see API.md."""
+"""HTTP endpoints of a person's data rights: disclosure and erasure; see docs/reference.md."""
 
 from __future__ import annotations
 

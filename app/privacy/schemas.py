@@ -1,5 +1,5 @@
-"""Response bodies of the privacy endpoints (API.md): the disclosure export (DS-1) and the
-erasure report (DS-3)."""
+"""Response bodies of the privacy endpoints (docs/reference.md): the disclosure export (DS-1)
+and the erasure report (DS-3)."""
 
 from __future__ import annotations
 

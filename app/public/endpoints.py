@@ -1,4 +1,5 @@
-"""The public pages and endpoints that recipients and signup forms use (API.md, "Public pages").
+"""The public pages and endpoints that recipients and signup forms use (docs/reference.md,
+"Public pages").
 
 No authentication: the signup form is open, and the confirm and unsubscribe links carry their own
 signed tokens. Every GET only shows a page; only a POST changes anything (OO-3, link scanners).
@@ -85,12 +86,12 @@ def _page(description: str) -> dict[str, Any]:
 
 
 def _error(description: str) -> dict[str, Any]:
-    """The API.md error body."""
+    """The API error body."""
     return {"description": description, "content": _ERROR_JSON}
 
 
 def _page_or_error(description: str) -> dict[str, Any]:
-    """An HTML page for the hosted form, the API.md error body for a JSON signup."""
+    """An HTML page for the hosted form, the API error body for a JSON signup."""
     return {"description": description, "content": {**_HTML, **_ERROR_JSON}}
 
 
@@ -157,7 +158,7 @@ def _token_responses(done: str) -> dict[int | str, dict[str, Any]]:
         200: _page(done),
         400: _page("A link that cannot be used: tampered, unknown or expired"),
         413: _error("The body is too large"),
-        422: _error("Validation error, in the API.md error body"),
+        422: _error("Validation error, in the API error body"),
         503: _error("The database cannot serve now"),
     }
 
@@ -388,7 +389,7 @@ def _signup_accepted(
     responses={
         200: _page("The signup form"),
         404: _page("No list has this slug"),
-        422: _error("Validation error, in the API.md error body"),
+        422: _error("Validation error, in the API error body"),
         503: _error("The database cannot serve now"),
     },
 )

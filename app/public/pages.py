@@ -112,5 +112,5 @@ def json_response(
 
 
 def json_error(exc: AppError, *, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The API.md error body, ``{"error": "<Class>", "detail": "..."}``."""
+    """The API error body, ``{"error": "<Class>", "detail": "..."}``."""
     return json_response(exc.body(), status_code=exc.status_code, headers=headers)

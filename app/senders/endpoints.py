@@ -1,4 +1,4 @@
-"""HTTP endpoints of /senders; see API.md."""
+"""HTTP endpoints of /senders; see docs/reference.md."""
 
 from __future__ import annotations
 

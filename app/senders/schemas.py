@@ -1,4 +1,4 @@
-"""Request and response bodies of /senders (API.md)."""
+"""Request and response bodies of /senders (docs/reference.md)."""
 
 from __future__ import annotations
 

@@ -362,7 +362,7 @@ class CampaignSender:
         messages: dict[int, bytes],
     ) -> list[DeliveryResult]:
         """DATA, outside any transaction: the transactions have begun, an opt-out now can no
-        longer stop these messages (DESIGN.md: that window is one message)."""
+        longer stop these messages (docs/architecture.md: that window is one message)."""
         by_id = {r.delivery_id: r for r in chunk}
 
         async def finish(delivery_id: int, conn_index: int) -> DeliveryResult:

@@ -1,4 +1,4 @@
-"""HTTP endpoints of /subscribers; see API.md."""
+"""HTTP endpoints of /subscribers; see docs/reference.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of /subscribers (API.md)."""
+"""Request and response bodies of /subscribers (docs/reference.md)."""
 
 from __future__ import annotations
 

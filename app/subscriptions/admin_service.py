@@ -47,7 +47,7 @@ from app.subscriptions.schemas import (
     SuppressionStatus,
 )
 
-# What each basis must be able to show, in the words of COMPLIANCE.md (CC-4, CR-1).
+# What each basis must be able to show, in the words of docs/rules.md (CC-4, CR-1).
 EVIDENCE_NEEDED = {
     LegalBasis.OPT_IN: "where and how consent was given (evidence.source), and either the wording "
     "the person agreed to (consent_text) or the circumstances (evidence.circumstances)",

@@ -1,5 +1,5 @@
 """HTTP endpoints of the consent domain: recorded consents, the ledger and its export, opt-outs
-and suppressions; see API.md."""
+and suppressions; see docs/reference.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of the consent domain's admin endpoints (API.md): recorded
+"""Request and response bodies of the consent domain's admin endpoints (docs/reference.md): recorded
 consents, the consent ledger, opt-outs and suppressions."""
 
 from __future__ import annotations

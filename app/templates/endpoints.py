@@ -1,4 +1,4 @@
-"""HTTP endpoints of /templates; see API.md."""
+"""HTTP endpoints of /templates; see docs/reference.md."""
 
 from __future__ import annotations
 

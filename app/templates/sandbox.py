@@ -46,8 +46,9 @@ from app.errors import InvalidInput
 
 Part = Literal["subject", "html", "text"]
 
-# What a template may use (API.md: per-recipient variables). Anything else is undefined and, under
-# StrictUndefined, fails the sample render that every template goes through when it is saved.
+# What a template may use (docs/reference.md, templates: per-recipient variables). Anything else
+# is undefined and, under StrictUndefined, fails the sample render that every template goes
+# through when it is saved.
 ALLOWED_VARIABLES = frozenset(
     {"name", "email", "attributes", "list", "sender", "unsubscribe_url", "footer"}
 )

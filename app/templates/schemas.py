@@ -1,4 +1,4 @@
-"""Request and response bodies of /templates (API.md)."""
+"""Request and response bodies of /templates (docs/reference.md)."""
 
 from __future__ import annotations
 

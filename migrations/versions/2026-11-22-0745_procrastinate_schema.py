@@ -1,6 +1,6 @@
 """procrastinate's job queue schema, on PostgreSQL only
 
-Sending is dispatched through procrastinate on PostgreSQL (DESIGN.md). Its schema is created here
+Sending is dispatched through procrastinate on PostgreSQL (docs/architecture.md). Its schema is created here
 so that `shodaku migrate` remains the one command that prepares a database. SQLite has no use for it.
 
 Revision ID: 5d1f0c2a9b7e

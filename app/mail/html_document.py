@@ -96,11 +96,12 @@ _CONTAINER_STYLE: Final = ";".join(
     )
 )
 # The footer block inherits from the body alone, and no rule of the template can select either:
-# plain inline styles set what it looks like. Generic font families only (an @font-face cannot
-# redefine them, and the template's are dropped anyway).
+# plain inline styles set what it looks like. Japanese fonts first, then the generic family; the
+# template's @font-face rules are dropped, so none of these names can be redefined by it.
 _FOOTER_BLOCK_STYLE: Final = (
     "display:block;margin:0;padding:16px;background:#ffffff;color:#222222;"
-    "font-family:sans-serif;font-size:14px;line-height:1.6"
+    "font-family:'Hiragino Sans','Hiragino Kaku Gothic ProN','Noto Sans JP','Noto Sans CJK JP',"
+    "Meiryo,sans-serif;font-size:14px;line-height:1.6;overflow-wrap:anywhere"
 )
 _BODY_STYLE: Final = "margin:0;padding:0;background:#ffffff;color:#222222"
 _END: Final = "</div></body></html>"

@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from app.mail.system_mail import SystemMail
-from tests.mail.factories import make_list, make_sender
+from tests.mail.factories import BASE_URL, composer, make_list, make_sender, recipient
 
 pytestmark = pytest.mark.browser
 
@@ -80,4 +80,27 @@ async def test_confirmation_mail_fits_a_phone_without_sideways_scrolling(
     assert box["x"] >= 0
     assert box["x"] + box["width"] <= PHONE["width"]
     assert await button.get_attribute("href") == CONFIRM_URL
+    await page.close()
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+async def test_campaign_footer_fits_a_phone_without_sideways_scrolling(
+    browser: Browser, language: str
+) -> None:
+    """MH-1 on a phone: the footer's identity block and its long unsubscribe URL wrap inside a
+    390 px screen, and the link also says in words what it does."""
+    url = f"{BASE_URL}/unsubscribe/" + "eyJzIjoxMjM0NTY3ODkwfQ.Zx9" * 4
+    built = composer(mailing_list=make_list(language))
+    page = await browser.new_page(viewport=PHONE)
+    await page.set_content(html_of(built.compose(recipient(unsubscribe_url=url))))
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{width} px wide at a {PHONE['width']} px viewport"
+    words = page.get_by_role(
+        "link", name="配信を停止する" if language == "ja" else "Unsubscribe", exact=True
+    )
+    assert await words.get_attribute("href") == url
+    for link in await page.get_by_role("link").all():
+        box = await link.bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= PHONE["width"] + 0.5
     await page.close()

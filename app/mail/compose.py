@@ -54,6 +54,7 @@ from app.mail.mime import (
     encoded_words,
     header_text,
     mailbox,
+    text_part,
 )
 from app.mail.mime import base64_body as _base64_body
 from app.mail.mime import check_header_value as _check_header_value
@@ -386,9 +387,6 @@ class CampaignComposer:
             f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"',
             "",
             f"--{boundary}",
-            'Content-Type: text/plain; charset="utf-8"',
-            "Content-Transfer-Encoding: base64",
-            "",
             "",
         ]
         self._fixed_headers = CRLF.join(headers).encode("ascii")
@@ -469,7 +467,9 @@ class CampaignComposer:
             (
                 head.encode("ascii"),
                 self._fixed_headers,
-                _base64_body(message.text),
+                # 7bit when the text is plain ASCII (an English list), base64 otherwise; CRLF
+                # line breaks either way (MH-4).
+                text_part("text/plain", message.text),
                 self._boundary_html,
                 _base64_body(message.html),
                 self._end,

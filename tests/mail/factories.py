@@ -95,5 +95,17 @@ def parse(data: bytes) -> EmailMessage:
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
+    """The text and HTML a reader sees, line breaks as newlines (the wire has CRLF: MH-4)."""
     text_part, html_part = list(message.iter_parts())
-    return str(text_part.get_content()), str(html_part.get_content())
+    return (
+        str(text_part.get_content()).replace("\r\n", "\n"),
+        str(html_part.get_content()).replace("\r\n", "\n"),
+    )
+
+
+def raw_text(message: EmailMessage) -> str:
+    """The text part exactly as decoded from the wire, CRLF line breaks included."""
+    text_part = next(iter(message.iter_parts()))
+    payload = text_part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode("utf-8")

@@ -20,6 +20,7 @@ from tests.mail.factories import (
     make_sender,
     parse,
     parts,
+    raw_text,
     recipient,
 )
 from tests.smtp import SmtpServer
@@ -231,7 +232,11 @@ def test_mh4_japanese_subject_and_body_round_trip_exactly() -> None:
     )
     assert message["To"].addresses[0].display_name == "髙橋 𠮷子"
     text, html = parts(message)
-    assert text.startswith("髙橋 𠮷子様\n春の新作をご覧ください。①②③ 𠮷野家")
+    assert text.startswith("髙橋 𠮷子様\n春の新作をご覧ください。①②③ 𠮷野家\n")
+    # On the wire the decoded text breaks lines with CRLF, as text in mail must (MH-4).
+    wire = raw_text(message)
+    assert wire.startswith("髙橋 𠮷子様\r\n春の新作をご覧ください。①②③ 𠮷野家\r\n")
+    assert "\n" not in wire.replace("\r\n", "")
     assert "<p>髙橋 𠮷子様</p><p>春の新作をご覧ください。①②③ 𠮷野家</p>" in html
     # MH-4: non-ASCII headers are encoded; the raw message has no 8-bit byte at all.
     assert data.isascii()
@@ -329,3 +334,25 @@ async def test_mh4_a_composed_message_crosses_a_real_smtp_server_intact(
     text, html = parts(received.message)
     assert "<p>佐藤一郎様</p>" in html
     assert text.count(REFUSAL["ja"]) == 1
+
+
+def test_mh4_an_ascii_text_part_goes_as_7bit_not_base64() -> None:
+    """An English list's text is plain ASCII: it goes as itself (7bit), since base64-encoded
+    ASCII text is what filters score as bogus; a Japanese one goes as base64. Both decode to
+    the same text with CRLF line breaks (MH-4)."""
+    english = make_list("en", name="Shodaku News", slug="news-en")
+    sender = make_sender(
+        name="Shodaku Inc.",
+        postal_address="1-1 Chiyoda, Tokyo",
+        responsible_person="Hanako Yamada",
+        from_name="News",
+    )
+    built = composer(
+        subject="News", html="<p>Hello {{ name }}</p>", mailing_list=english, sender=sender
+    )
+    data = built.compose(recipient(name="Ichiro Sato"))
+    text_head = data.split(b"\r\n\r\n--")[1].split(b"\r\n\r\n")[0]
+    assert b"Content-Transfer-Encoding: 7bit" in text_head
+    assert raw_text(parse(data)).startswith("Hello Ichiro Sato\r\n")
+    japanese = composer().compose(recipient())
+    assert b"Content-Transfer-Encoding: base64" in japanese.split(b"\r\n\r\n--")[1][:200]

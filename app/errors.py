@@ -102,9 +102,13 @@ class ServiceUnavailable(AppError):
 
 
 class InvalidToken(AppError):
-    """A tampered, unknown or expired link token: a plain 400 page, never a 500."""
+    """A tampered, unknown or expired link token: a plain 400 page, never a 500.
+
+    ``list_id`` is set when the link could be read and its list is known (an expired or
+    finished confirm link): the page can then name the sender to contact and the form to use."""
 
     status_code = 400
+    list_id: int | None = None
 
 
 class Unavailable(Enum):

@@ -11,6 +11,7 @@ compared with the stored hash in constant time (``prefix_matches``).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ class UnsubscribeClaim:
 
 
 class ExpiredToken(InvalidToken):
-    pass
+    """A genuine link past its age; ``grant_event_id`` is what it was for, when readable."""
+
+    grant_event_id: int | None = None
 
 
 class TokenSigner:
@@ -78,7 +81,13 @@ class TokenSigner:
         try:
             value = self._confirm.loads(token, max_age=self._confirm_max_age)
         except SignatureExpired as exc:  # before BadSignature: it is a subclass
-            raise ExpiredToken("This confirmation link has expired.") from exc
+            expired = ExpiredToken("This confirmation link has expired.")
+            # The signature is ours, only old: what it was for can be read, to say what next.
+            with contextlib.suppress(BadSignature):
+                value = self._confirm.load_payload(exc.payload) if exc.payload else None
+                if isinstance(value, int) and not isinstance(value, bool):
+                    expired.grant_event_id = value
+            raise expired from exc
         except BadSignature as exc:
             raise InvalidToken("This confirmation link is not valid.") from exc
         if not isinstance(value, int) or isinstance(value, bool):

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -562,6 +563,42 @@ def _token_error(exc: InvalidToken, *, kind: str) -> Response:
     return pages.error_page(key, status_code=400)
 
 
+async def _confirm_link_error(
+    session: AsyncSession, runtime: Runtime, exc: InvalidToken
+) -> Response:
+    """A confirm link that cannot confirm: a 400 page that says what the person can do next.
+    When the link was ours (expired, or its request is over), the page is in the list's
+    language, points to the list's signup form, and names the sender and how to reach them."""
+    list_id = exc.list_id
+    if isinstance(exc, ExpiredToken) and exc.grant_event_id is not None:
+        list_id = await service.link_list(session, exc.grant_event_id)
+    known = await service.link_context(session, list_id)
+    if known is None:
+        return _token_error(exc, kind="confirm")
+    mailing_list, sender = known
+    log.info("confirm link refused: %s list=%s", type(exc).__name__, mailing_list.id)
+    lang = pick_lang(None, mailing_list.language)
+    t = Translator(lang)
+    expired = isinstance(exc, ExpiredToken)
+    return pages.render(
+        "message.html",
+        lang=lang,
+        status_code=400,
+        sender=sender,
+        mailing_list=mailing_list,
+        title=t("error.title"),
+        paragraphs=[
+            t("error.link_expired" if expired else "error.link_over"),
+            t(
+                "error.next_signup",
+                url=f"{runtime.settings.base_url}/subscribe/{mailing_list.slug}",
+            ),
+            t("error.next_contact", sender=sender.name),
+        ],
+        alert=True,
+    )
+
+
 def _confirmed_page(
     result: service.ConfirmResult, mailing_list: MailingList, sender: Sender
 ) -> Response:
@@ -601,7 +638,7 @@ async def confirm_page(
         grant_event_id = runtime.signer.read_confirm(token)
         target = await service.confirmation_target(session, grant_event_id)
     except InvalidToken as exc:
-        return _token_error(exc, kind="confirm")
+        return await _confirm_link_error(session, runtime, exc)
     if target.result is service.ConfirmResult.ALREADY_CONFIRMED:
         return _confirmed_page(target.result, target.mailing_list, target.sender)
     return pages.render(
@@ -631,7 +668,7 @@ async def confirm(
         )
     except InvalidToken as exc:
         await session.rollback()
-        return _token_error(exc, kind="confirm")
+        return await _confirm_link_error(session, runtime, exc)
     return _confirmed_page(outcome.result, outcome.mailing_list, outcome.sender)
 
 
@@ -660,6 +697,7 @@ async def unsubscribe_page(
         mailing_list=target.mailing_list,
         action=request.url.path,
         masked_address=mask_address(target.subscriber.email) if target.subscriber else None,
+        withdrawn=target.withdrawn,
     )
 
 

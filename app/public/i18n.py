@@ -129,6 +129,16 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
             "この確認リンクは有効期限が切れています。お手数ですが、もう一度お申し込みください。"
         ),
         "error.bad_request": "リクエストを処理できませんでした。",
+        "error.link_over": (
+            "この確認リンクは、すでに使えなくなっています（配信停止や、新しいお申し込みの確認が"
+            "あったためです）。"
+        ),
+        "error.next_signup": "受け取りをご希望の場合は、登録フォームからお申し込みください：{url}",
+        "error.next_contact": "ご不明な点は、{sender}（下記の連絡先）までお問い合わせください。",
+        "unsubscribe.already": (
+            "このアドレスへの「{list}」の配信は、すでに停止されています。"
+            "ほかの配信もまとめて停止する場合は、下のボタンをお使いください。"
+        ),
         "footer.sender": "発信者",
         "footer.address": "所在地",
         "footer.contact": "お問い合わせ",
@@ -232,6 +242,16 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
         ),
         "error.link_expired": "This confirmation link has expired. Please subscribe again.",
         "error.bad_request": "The request could not be processed.",
+        "error.link_over": (
+            "This confirmation link can no longer be used (the address was unsubscribed, or a "
+            "newer request was confirmed)."
+        ),
+        "error.next_signup": "If you want the emails, subscribe with the signup form: {url}",
+        "error.next_contact": "For any question, contact {sender} (details below).",
+        "unsubscribe.already": (
+            "“{list}” is already stopped for this address. To stop the sender's other "
+            "mailings as well, use the button below."
+        ),
         "footer.sender": "Sender",
         "footer.address": "Postal address",
         "footer.contact": "Contact",

@@ -327,10 +327,27 @@ async def confirmation_target(
     ):
         result = ConfirmResult.CONFIRMABLE
     else:
-        raise InvalidToken(LINK_NOT_USABLE)
+        finished = InvalidToken(LINK_NOT_USABLE)
+        finished.list_id = request.list_id
+        raise finished
     mailing_list, sender = await _list_and_sender(session, request.list_id)
     consent_text = await repo.consent_text(session, request.consent_text_hash)
     return ConfirmationTarget(result, request, subscription, mailing_list, sender, consent_text)
+
+
+async def link_list(session: AsyncSession, grant_event_id: int) -> int | None:
+    """The list of an expired confirm link's request, if it still exists (to say what next)."""
+    request = await session.get(ConsentEvent, grant_event_id)
+    return request.list_id if request is not None else None
+
+
+async def link_context(
+    session: AsyncSession, list_id: int | None
+) -> tuple[MailingList, Sender] | None:
+    """The list and sender a refused link belonged to, when known."""
+    if list_id is None or await session.get(MailingList, list_id) is None:
+        return None
+    return await _list_and_sender(session, list_id)
 
 
 async def confirm(
@@ -590,6 +607,8 @@ class UnsubscribeTarget:
     mailing_list: MailingList
     sender: Sender
     subscriber: Subscriber | None
+    # The address is already suppressed for this list (or was erased): the page says so.
+    withdrawn: bool = False
 
 
 async def unsubscribe_target(
@@ -605,7 +624,10 @@ async def unsubscribe_target(
         # The id was re-used after an erasure: this link belongs to somebody else, who is
         # already suppressed for good.
         subscriber = None
-    return UnsubscribeTarget(mailing_list, sender, subscriber)
+    withdrawn = subscriber is None or await repo.is_suppressed(
+        session, hasher(subscriber.email), mailing_list.sender_id, mailing_list.id
+    )
+    return UnsubscribeTarget(mailing_list, sender, subscriber, withdrawn)
 
 
 async def unsubscribe_by_token(

@@ -408,3 +408,28 @@ async def test_oo7_a_stranger_gets_at_most_one_confirmation_a_day_sent_to_an_opt
             assert (await json_signup(client, slug, EMAIL)).text == usual[slug]
         await outbox()
     assert len(smtp_server.messages_to(EMAIL)) == 2
+
+
+async def test_oo3_the_page_of_someone_already_withdrawn_says_so(
+    client: httpx.AsyncClient, runtime: Runtime, weekly: MailingList
+) -> None:
+    """Pages know where they stand: a link opened again after the opt-out says the list is
+    already stopped (a repeated POST stays harmless, OO-3), instead of asking as if nothing
+    had happened; a person still subscribed is not told so."""
+    email = "hanako@example.jp"
+    assert (await json_signup(client, "weekly", email)).status_code == 200
+    subscriber = await subscriber_by_email(runtime, email)
+    assert subscriber is not None
+    link = "/unsubscribe/" + runtime.signer.unsubscribe_token(
+        subscriber.id, weekly.id, subscriber.address_hash
+    )
+    before = read_page((await client.get(link)).text)
+    assert "already stopped" not in before.text
+    assert (await client.post(link, data={"scope": "list"})).status_code == 200
+    after = await client.get(link)
+    assert after.status_code == 200
+    page = read_page(after.text)
+    assert f"“{weekly.name}” is already stopped for this address" in page.text
+    # Stopping every list of the sender is still offered, and repeating changes nothing.
+    assert len(page.forms()) == 1
+    assert (await client.post(link, data={"scope": "list"})).status_code == 200

@@ -144,7 +144,7 @@ async def record_operator_consent(
 
 async def _optout_targets(
     session: AsyncSession, senders: SenderIds, data: OptOutCreate
-) -> tuple[Literal["list", "sender", "every_sender"], list[tuple[int, int | None]]]:
+) -> tuple[Literal["list", "sender"], list[tuple[int, int | None]]]:
     """OO-5: the (sender, list) pairs an operator's opt-out covers. Unknown ids in the body are
     a 422 naming the field, as in POST /lists; so are those outside a bound key's senders, and
     "every sender" means every sender of the key (DS-6)."""
@@ -166,7 +166,9 @@ async def _optout_targets(
             raise InvalidInput(f"sender_id: there is no sender {data.sender_id}.")
         return "sender", [(data.sender_id, None)]
     every = await senders_repo.all_ids(session)
-    return "every_sender", [(sender_id, None) for sender_id in every if covers(senders, sender_id)]
+    # Every sender: one sender-wide suppression each, so "sender" like any other (one
+    # vocabulary for answers, exports and the ledger).
+    return "sender", [(sender_id, None) for sender_id in every if covers(senders, sender_id)]
 
 
 async def record_operator_optout(

@@ -243,8 +243,11 @@ class OptOutEffect(BaseModel):
 
 
 class OptOutRecorded(BaseModel):
+    """``scope`` in the words suppressions use everywhere (answers, exports, the ledger):
+    ``list`` or ``sender``; an opt-out of every sender is ``sender``, one effect per sender."""
+
     email: str
-    scope: Literal["list", "sender", "every_sender"]
+    scope: Literal["list", "sender"]
     changed: bool
     effects: list[OptOutEffect]
 

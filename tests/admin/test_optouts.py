@@ -101,7 +101,8 @@ async def test_oo5_phone_optout_without_list_or_sender_covers_every_sender(
     response = await admin.post("/optouts", json={"email": "taro@example.jp", "channel": "phone"})
     assert response.status_code == 201
     body = response.json()
-    assert body["scope"] == "every_sender"
+    # The same word the suppressions use: one sender-wide suppression for each sender.
+    assert body["scope"] == "sender"
     assert [e["sender_id"] for e in body["effects"]] == [t["sender"], t["second_sender"]]
     assert {status for status, _ in (await _status(admin, t["subscriber_id"])).values()} == {
         "unsubscribed"

@@ -132,8 +132,11 @@ async def test_two_postgres_workers_share_a_campaign_and_mail_nobody_twice(
     world = await make_world(runtime)
     emails = await consent_many(runtime, world.list_id, 240)
 
+    # Every message takes the (single-threaded) server 10 ms, so the campaign lasts seconds:
+    # long enough for the second worker to be claiming before the first has taken everything,
+    # even on a loaded machine.
     def slow(_rcpt: str) -> None:
-        time.sleep(0.002)
+        time.sleep(0.01)
 
     smtp_server.behaviour.on_data = slow
     log = tmp_path / "workers.log"

@@ -95,13 +95,30 @@ _CONTAINER_STYLE: Final = ";".join(
         "clip-path:none",
     )
 )
-# The footer block inherits from the body alone, and no rule of the template can select either:
-# plain inline styles set what it looks like. Japanese fonts first, then the generic family; the
-# template's @font-face rules are dropped, so none of these names can be redefined by it.
-_FOOTER_BLOCK_STYLE: Final = (
-    "display:block;margin:0;padding:16px;background:#ffffff;color:#222222;"
-    "font-family:'Hiragino Sans','Hiragino Kaku Gothic ProN','Noto Sans JP','Noto Sans CJK JP',"
-    "Meiryo,sans-serif;font-size:14px;line-height:1.6;overflow-wrap:anywhere"
+# The footer block inherits from the body alone, and no rule of the template can select either;
+# its inline styles are !important all the same, a second line should a selector slip through.
+# Japanese fonts first, then the generic family; the template's @font-face rules are dropped, so
+# none of these names can be redefined by it.
+_FOOTER_BLOCK_STYLE: Final = ";".join(
+    f"{declaration}!important"
+    for declaration in (
+        "display:block",
+        "visibility:visible",
+        "opacity:1",
+        "position:static",
+        "transform:none",
+        "filter:none",
+        "clip-path:none",
+        "margin:0",
+        "padding:16px",
+        "background:#ffffff",
+        "color:#222222",
+        "font-family:'Hiragino Sans','Hiragino Kaku Gothic ProN','Noto Sans JP',"
+        "'Noto Sans CJK JP',Meiryo,sans-serif",
+        "font-size:14px",
+        "line-height:1.6",
+        "overflow-wrap:anywhere",
+    )
 )
 _BODY_STYLE: Final = "margin:0;padding:0;background:#ffffff;color:#222222"
 _END: Final = "</div></body></html>"
@@ -280,6 +297,9 @@ def _is_space(token: Any) -> bool:
     return bool(token.type == "whitespace")
 
 
+_COMBINATORS: Final = frozenset({">", "+", "~", "|"})
+
+
 def _compound_end(tokens: list[Any], start: int) -> int:
     end = start
     while end < len(tokens):
@@ -347,7 +367,10 @@ def _scope_prelude(prelude: list[Any], container: str, body: str) -> str | None:
             selector.pop(0)
         while selector and _is_space(selector[-1]):
             selector.pop()
-        if selector:
+        # A selector that starts with a combinator (``~ div``, ``+ p``, ``> a``, ``|| td``)
+        # would, once put under ``#container ``, reach the container's siblings: the footer
+        # (MH-1). It is no valid top-level selector anyway: dropped.
+        if selector and not (selector[0].type == "literal" and selector[0].value in _COMBINATORS):
             scoped.append(_scope_selector(selector, container, body))
     return ",".join(scoped) or None
 

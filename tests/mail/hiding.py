@@ -35,6 +35,33 @@ HIDING: dict[str, tuple[str, dict[str, Any]]] = {
         "<style>.shodaku-footer, .shodaku-footer * {" + HIDE_ALL + "}</style>" + BODY,
         {},
     ),
+    # Found in review: a selector that starts with a combinator, put under the container, would
+    # reach the container's next sibling, the footer.
+    "general sibling selector at the start": (
+        "<style>~div{display:none!important}</style>" + BODY,
+        {},
+    ),
+    "adjacent sibling selector at the start": (
+        "<style>+ div{visibility:hidden!important}</style>" + BODY,
+        {},
+    ),
+    "sibling selector inside @media": (
+        "<style>@media all{~ div{opacity:0!important}}</style>" + BODY,
+        {},
+    ),
+    "sibling selector listed after a harmless one, white text": (
+        "<style>p, ~div, ~div *{color:#fff!important}</style>" + BODY,
+        {},
+    ),
+    "sibling selector moving the footer off-screen": (
+        "<style>~div{position:absolute!important;left:-9999px!important}</style>" + BODY,
+        {},
+    ),
+    "sibling selector in an svg style": (
+        "<svg><style>~div{display:none!important}</style></svg>" + BODY,
+        {},
+    ),
+    "child combinator at the start": ("<style>> div{display:none!important}</style>" + BODY, {}),
     "unclosed textarea": (f"{BODY}{REAL}<textarea>{END}", {}),
     "unclosed title": (f"{BODY}{REAL}<title>{END}", {}),
     "unclosed style": (f"{BODY}{REAL}<style>{END}", {}),

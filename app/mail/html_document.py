@@ -203,7 +203,23 @@ _NO_SENTINELS = str.maketrans("", "", _OPEN + _CLOSE)
 # A value that could end a quoted attribute value or start markup is part of the structure.
 _NOT_TEXT = re.compile("[<>\"']")
 # A placeholder right after '<' (or '</name') reads as text where the value could make a tag.
-_AFTER_LESS_THAN = re.compile(f"<[^\\t\\n\\f\\r >]*{_OPEN}")
+# Found by one linear pass over '<', '>', whitespace and placeholder openings (a regex that
+# tried every '<' was quadratic on a skeleton of many '<' and no placeholder: DS-6).
+_LESS_THAN_SCAN = re.compile(f"[<>\\t\\n\\f\\r {_OPEN}]")
+
+
+def _placeholder_after_less_than(skeleton: str) -> bool:
+    opened = False
+    for match in _LESS_THAN_SCAN.finditer(skeleton):
+        char = match.group()
+        if char == "<":
+            opened = True
+        elif char == _OPEN:
+            if opened:
+                return True
+        else:
+            opened = False
+    return False
 # Jinja nodes that capture output into a value a template can then inspect or change.
 _CAPTURING = (nodes.AssignBlock, nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.Block)
 
@@ -754,7 +770,7 @@ class HtmlPart:
     def _prepare(self, skeleton: str, count: int) -> tuple[list[str], list[int]] | None:
         """Sanitise a skeleton once; None when its placeholders cannot be trusted."""
         entry: tuple[list[str], list[int]] | None = None
-        if not _AFTER_LESS_THAN.search(skeleton):
+        if not _placeholder_after_less_than(skeleton):
             written = _write(skeleton)
             document = self._assemble(written)
             if sorted(written.placeholders) == list(range(count)) and (

@@ -14,7 +14,7 @@ import pytest
 from selectolax.lexbor import LexborHTMLParser
 
 from app.mail.compose import TemplateInvalid
-from app.mail.html_document import scope_stylesheet
+from app.mail.html_document import _placeholder_after_less_than, scope_stylesheet
 from tests.mail.factories import BASE_URL, REFUSAL, composer, parse, parts, recipient
 from tests.mail.hiding import HIDING, HOSTILE_NAME, REFUSED_AT_SAVE
 
@@ -232,3 +232,21 @@ def test_ds6_per_recipient_html_output_is_weighed_like_every_other_part() -> Non
     finally:
         tracemalloc.stop()
     assert peak < 5_000_000
+
+
+@pytest.mark.parametrize(
+    ("skeleton", "flagged"),
+    [
+        ("<p>\ufdd0 0\ufdd1</p>", False),
+        ("<\ufdd0 0\ufdd1", True),
+        ("</\ufdd0 0\ufdd1>", True),
+        ("<a<b\ufdd0 0\ufdd1", True),
+        ("< \ufdd0 0\ufdd1", False),
+        ("<a>\ufdd0 0\ufdd1", False),
+        ("<" * 200_000 + "x", False),  # one pass: a regex trying every '<' never came back
+    ],
+)
+def test_ds6_placeholder_after_less_than_is_found_in_one_pass(skeleton: str, flagged: bool) -> None:
+    """A recipient value right after '<' could make a tag: that skeleton is not trusted, and
+    the check costs one pass over the skeleton, whatever it holds (MH-1, DS-6)."""
+    assert _placeholder_after_less_than(skeleton) is flagged

@@ -220,6 +220,8 @@ def _placeholder_after_less_than(skeleton: str) -> bool:
         else:
             opened = False
     return False
+
+
 # Jinja nodes that capture output into a value a template can then inspect or change.
 _CAPTURING = (nodes.AssignBlock, nodes.Macro, nodes.CallBlock, nodes.FilterBlock, nodes.Block)
 

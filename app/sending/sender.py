@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -32,8 +34,14 @@ from app.models.enums import CampaignStatus, DeliveryStatus
 from app.runtime import Runtime
 from app.sending.bounces import record_hard_bounce
 from app.sending.ratelimit import RateLimiter
+from app.templates.sandbox import message_budget
 
 log = logging.getLogger(__name__)
+
+# The render budget of one message at send time, all its parts together. A newsletter renders in
+# well under a millisecond; a template that takes longer for a real recipient than the save
+# check allowed for the sample one fails that delivery rather than holding the worker (DS-6).
+MESSAGE_RENDER_SECONDS = 0.1
 
 
 def default_worker_id() -> str:
@@ -67,6 +75,8 @@ class CampaignSender:
         self.worker_id = worker_id or default_worker_id()
         self.rate = rate or RateLimiter(self.settings.send_rate)
         self._composers: dict[int, CampaignComposer] = {}
+        # One thread composes, one chunk at a time: a composer's caches see no concurrency.
+        self._compose_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compose")
 
     @contextlib.asynccontextmanager
     async def _ledger_transaction(self) -> AsyncIterator[AsyncSession]:
@@ -223,6 +233,30 @@ class CampaignSender:
         async with self._ledger_transaction() as session:
             await repo.record_results(session, results, worker=self.worker_id)
 
+    def _compose_chunk(
+        self, composer: CampaignComposer, list_id: int, chunk: Sequence[ClaimedRecipient]
+    ) -> tuple[dict[int, bytes], list[DeliveryResult]]:
+        messages: dict[int, bytes] = {}
+        uncomposable: list[DeliveryResult] = []
+        for r in chunk:
+            try:
+                with message_budget(MESSAGE_RENDER_SECONDS):
+                    messages[r.delivery_id] = composer.compose(self._recipient(r, list_id))
+            except Exception as exc:
+                # One person's data cannot make a valid message (a newline in their name, an
+                # attribute the template cannot use, a render past its budget): that delivery
+                # fails, the others go on. The reason goes to the ledger; the log, no address.
+                log.warning("delivery %s not composable: %s", r.delivery_id, type(exc).__name__)
+                uncomposable.append(
+                    DeliveryResult(
+                        r.delivery_id,
+                        DeliveryStatus.FAILED,
+                        attempts=r.attempts,
+                        smtp_response=f"not sent, message not composable: {exc}"[:500],
+                    )
+                )
+        return messages, uncomposable
+
     async def _send_chunk(
         self,
         composer: CampaignComposer,
@@ -237,24 +271,13 @@ class CampaignSender:
         recorded stay one chunk's worth, so a crash can still duplicate only those."""
         # Composing is CPU work: done before the window, so the rows are locked only while the
         # SMTP transactions open.
-        messages: dict[int, bytes] = {}
-        uncomposable: list[DeliveryResult] = []
-        for r in chunk:
-            try:
-                messages[r.delivery_id] = composer.compose(self._recipient(r, list_id))
-            except Exception as exc:
-                # One person's data cannot make a valid message (a newline in their name, an
-                # attribute the template cannot use): that delivery fails, the others go on.
-                # The reason goes to the ledger; the log gets no address.
-                log.warning("delivery %s not composable: %s", r.delivery_id, type(exc).__name__)
-                uncomposable.append(
-                    DeliveryResult(
-                        r.delivery_id,
-                        DeliveryStatus.FAILED,
-                        attempts=r.attempts,
-                        smtp_response=f"not sent, message not composable: {exc}"[:500],
-                    )
-                )
+        # On a thread of its own, so that a template slow for real recipients (it can be fast
+        # for the sample one the save check renders) never holds the event loop, and with it
+        # every opt-out and page of the process; each message has one small budget (DS-6).
+        messages, uncomposable = await asyncio.get_running_loop().run_in_executor(
+            self._compose_thread,
+            functools.partial(self._compose_chunk, composer, list_id, chunk),
+        )
         chunk = [r for r in chunk if r.delivery_id in messages]
         refused: list[DeliveryResult] = []
         transferred: list[DeliveryResult] = []

@@ -55,7 +55,7 @@ async def create_api_key(
         principal,
         name=body.name,
         scope=body.scope,
-        sender_ids=body.sender_ids,
+        sender_ids=body.sender_ids or [],
         expires_at=body.expires_at,
     )
     return ApiKeyCreated(**_out(view).model_dump(), key=key)

@@ -45,7 +45,11 @@ class ApiKeyCreate(BaseModel):
 
     name: Line200
     scope: ApiKeyScope = ApiKeyScope.ADMIN
-    sender_ids: Annotated[list[JsonDbId], Field(max_length=_MAX_SENDERS)] = []
+    # Left out (or null): a key for every sender. An empty list is refused rather than read as
+    # "every sender": a key meant to be bound must never come out unbound by mistake (DS-6).
+    sender_ids: Annotated[list[JsonDbId], Field(min_length=1, max_length=_MAX_SENDERS)] | None = (
+        None
+    )
     expires_at: ExpiresAt | None = None
 
 

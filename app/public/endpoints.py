@@ -284,6 +284,8 @@ def _signup_from_json(body: bytes) -> SignupInput:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidInput("The body is not valid JSON.") from exc
+    except RecursionError as exc:  # arrays nested thousands deep: no signup looks like that
+        raise InvalidInput("The body is not a signup: it is nested too deep.") from exc
     try:
         parsed = JsonSignup.model_validate(data)
     except ValidationError as exc:

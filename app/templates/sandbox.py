@@ -649,9 +649,19 @@ def render_error(part: Part, exc: Exception) -> TemplateInvalid:
 def render_part(part: Part, template: Template, context: Mapping[str, Any]) -> str:
     """Render one part; any failure becomes :class:`TemplateInvalid` (never a 500)."""
     try:
-        return template.render(context)
+        rendered = template.render(context)
     except Exception as exc:
         raise render_error(part, exc) from exc
+    if not rendered.isascii():
+        try:
+            rendered.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # A lone surrogate ("\ud800" in the template or a value): no mail can carry it.
+            raise TemplateInvalid(
+                f"{part}: the rendered text holds a character that is not valid Unicode "
+                f"(position {exc.start})."
+            ) from exc
+    return rendered
 
 
 def check_single_line(field: str, value: str) -> None:

@@ -209,3 +209,15 @@ async def test_a_bound_key_cannot_create_senders(bound_admin: httpx.AsyncClient)
     response = await bound_admin.post("/senders", json=SENDER)
     assert response.status_code == 403
     assert response.json()["error"] == "Forbidden"
+
+
+async def test_ds6_an_empty_sender_list_is_refused_not_read_as_every_sender(
+    admin: httpx.AsyncClient,
+) -> None:
+    """Found in review: ``sender_ids: []`` made a key for every sender, the opposite of what a
+    caller binding a key meant. It is refused; leaving the field out is how to ask for that."""
+    refused = await admin.post("/api-keys", json={"name": "meant to be bound", "sender_ids": []})
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "ValidationError"
+    listed = (await admin.get("/api-keys")).json()["items"]
+    assert "meant to be bound" not in [key["name"] for key in listed]

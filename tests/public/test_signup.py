@@ -472,3 +472,21 @@ async def test_a_limit_of_zero_is_off(
     for _ in range(5):
         assert (await json_signup(client, "news", "again@example.jp")).status_code == 202
     assert len(await events_of(runtime, "again@example.jp")) == 5
+
+
+async def test_a_json_signup_nested_thousands_deep_is_a_422_not_a_500(
+    client: httpx.AsyncClient, news: MailingList
+) -> None:
+    """Found in review: a 10 KB body of arrays 5,000 deep made the JSON parser recurse past its
+    limit and answered 500 to anyone."""
+    body = (
+        '{"email": "hanako@example.jp", "consent": true, "consent_text": "x", "name": '
+        + "[" * 5000
+        + "]" * 5000
+        + "}"
+    )
+    response = await client.post(
+        "/subscribe/news", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == "InvalidInput"

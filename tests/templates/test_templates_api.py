@@ -262,3 +262,14 @@ async def test_keys_are_required_and_read_keys_cannot_write(
     ).status_code == 403
     assert (await client.patch(path, json={"name": "x"}, headers=reader)).status_code == 403
     assert (await client.post(f"{path}/preview", json={}, headers=reader)).status_code == 403
+
+
+@pytest.mark.parametrize("where", ["subject", "html", "text"])
+async def test_a_lone_surrogate_is_a_422_not_a_500(admin: httpx.AsyncClient, where: str) -> None:
+    """Found in review: a template printing "\\ud800" (not valid Unicode, no mail can carry it)
+    answered 500 when saved; it is a 422 naming the part."""
+    body = {"name": "s", "subject": "件名", "html": "<p>本文</p>", "text": "本文"}
+    body[where] = body[where] + '{{ "\\ud800" }}'
+    response = await admin.post("/templates", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(where)

@@ -181,7 +181,14 @@ def derive_text_source(html_source: str) -> str:
 
 
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+# What shows nothing on a line: any whitespace but the newline (ideographic space, no-break
+# space...), format characters (zero-width space and joiners, bidi marks, soft hyphen, BOM) and
+# the blank-looking fillers (Braille blank, Hangul fillers). A line of only these is blank.
+_INVISIBLE = (
+    "[^\\S\\n]|[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+    "\u2800\u3164\u115f\u1160\uffa0]"
+)
+_BLANK_LINES = re.compile(f"\\n(?:(?:{_INVISIBLE})*\\n){{2,}}")
 
 
 def _text_with_footer(body: str, footer: str) -> str:

@@ -250,3 +250,13 @@ def test_ds6_placeholder_after_less_than_is_found_in_one_pass(skeleton: str, fla
     """A recipient value right after '<' could make a tag: that skeleton is not trusted, and
     the check costs one pass over the skeleton, whatever it holds (MH-1, DS-6)."""
     assert _placeholder_after_less_than(skeleton) is flagged
+
+
+@pytest.mark.parametrize("filler", ["\u200b", "\u2800", "\u3000", "\u00a0", "\u3164", "\ufeff"])
+def test_mh1_lines_of_invisible_characters_cannot_push_the_text_footer_away(filler: str) -> None:
+    """Found in review: 5,000 lines holding only a zero-width space (or a Braille blank...) put
+    the text footer on line 5,003; such lines count as blank and their runs are shortened."""
+    built = composer(text="今月のおすすめ" + (filler + "\n") * 5000 + "以上です。")
+    text, _ = parts(parse(built.compose(recipient())))
+    assert text.index(REFUSAL["ja"]) < 1000
+    assert text.count("\n") < 40

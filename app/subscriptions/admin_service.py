@@ -144,7 +144,7 @@ async def record_operator_consent(
 
 async def _optout_targets(
     session: AsyncSession, senders: SenderIds, data: OptOutCreate
-) -> tuple[Literal["list", "sender"], list[tuple[int, int | None]]]:
+) -> tuple[Literal["list", "sender", "global"], list[tuple[int, int | None]]]:
     """OO-5: the (sender, list) pairs an operator's opt-out covers. Unknown ids in the body are
     a 422 naming the field, as in POST /lists; so are those outside a bound key's senders, and
     "every sender" means every sender of the key (DS-6)."""
@@ -177,7 +177,8 @@ async def record_operator_optout(
     """OO-1: an opt-out received by phone, letter, email or otherwise, recorded by an operator,
     writes the same withdrawal event and suppression as the person's own click, and cancels
     queued deliveries in this unit of work (SG-2). Scope (OO-5): the list given; else every
-    list of the sender given; else every sender of this installation, one opt-out each.
+    list of the sender given; else every sender of this installation, one opt-out each, and
+    (for a key bound to no sender) a suppression of everything, so later senders are covered.
 
     An address Shodaku does not know still gets its suppression: the person asked, and a later
     import must not mail them (OO-1, OO-6). A repeat changes nothing and is harmless.
@@ -208,6 +209,26 @@ async def record_operator_optout(
                 cancelled_deliveries=outcome.cancelled_deliveries,
             )
         )
+    if data.list_id is None and data.sender_id is None and principal.senders is None:
+        # Every sender of the installation means the ones created later too (OO-5, OO-6): the
+        # address is also suppressed for everything, as an erasure leaves it.
+        address_hash = hasher(data.email)
+        existed = any(
+            s.scope == SuppressionScope.GLOBAL
+            for s in await repo.find_suppressions(session, address_hash)
+        )
+        await repo.upsert_suppression(
+            session,
+            address_hash=address_hash,
+            scope=SuppressionScope.GLOBAL,
+            scope_ref=0,
+            reason=SuppressionReason.OPTOUT_REQUEST,
+            consent_event_id=None,
+        )
+        scope = "global"
+        global_changed = not existed
+    else:
+        global_changed = False
     subscriber = await subscribers_repo.get_by_email(session, data.email)
     if subscriber is not None and principal.senders is not None:
         # The entry a bound key reads back must not tell it that another sender holds them.
@@ -230,7 +251,7 @@ async def record_operator_optout(
     return OptOutRecorded(
         email=data.email,
         scope=scope,
-        changed=any(effect.changed for effect in effects),
+        changed=global_changed or any(effect.changed for effect in effects),
         effects=effects,
     )
 

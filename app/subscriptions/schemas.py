@@ -244,10 +244,11 @@ class OptOutEffect(BaseModel):
 
 class OptOutRecorded(BaseModel):
     """``scope`` in the words suppressions use everywhere (answers, exports, the ledger):
-    ``list`` or ``sender``; an opt-out of every sender is ``sender``, one effect per sender."""
+    ``list``, ``sender``, or ``global`` for every sender, now and later (one effect per sender
+    that exists, and a suppression of everything)."""
 
     email: str
-    scope: Literal["list", "sender"]
+    scope: Literal["list", "sender", "global"]
     changed: bool
     effects: list[OptOutEffect]
 

@@ -101,8 +101,8 @@ async def test_oo5_phone_optout_without_list_or_sender_covers_every_sender(
     response = await admin.post("/optouts", json={"email": "taro@example.jp", "channel": "phone"})
     assert response.status_code == 201
     body = response.json()
-    # The same word the suppressions use: one sender-wide suppression for each sender.
-    assert body["scope"] == "sender"
+    # The same word the suppressions use: everything (one effect for each existing sender).
+    assert body["scope"] == "global"
     assert [e["sender_id"] for e in body["effects"]] == [t["sender"], t["second_sender"]]
     assert {status for status, _ in (await _status(admin, t["subscriber_id"])).values()} == {
         "unsubscribed"
@@ -110,10 +110,32 @@ async def test_oo5_phone_optout_without_list_or_sender_covers_every_sender(
     for list_id in (t["news"], t["other"], t["theirs"]):
         assert await gate(runtime, t["subscriber_id"], list_id) is GateVerdict.SUPPRESSED
     status = (await admin.get("/suppressions", params={"email": "taro@example.jp"})).json()
-    assert sorted(s["sender_id"] for s in status["suppressions"]) == [
+    assert sorted(s["sender_id"] or 0 for s in status["suppressions"]) == [
+        0,
         t["sender"],
         t["second_sender"],
     ]
+    assert "global" in [s["scope"] for s in status["suppressions"]]
+    # Found in review: a sender created after the opt-out is covered too; no operator can
+    # record consent there either (OO-5, OO-6).
+    later = await create_sender(admin, name="後から株式会社")
+    later_list = await create_list(admin, later["id"], slug="later")
+    refused = await admin.post(
+        f"/lists/{later_list['id']}/consents",
+        json={
+            "email": "taro@example.jp",
+            "basis": "written_notice",
+            "method": "business_card",
+            "obtained_at": "2026-10-01T00:00:00+09:00",
+            "evidence": {
+                "received_on": "2026-10-01",
+                "received_by": "営業部 田中",
+                "document_ref": "card-0002",
+            },
+        },
+    )
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "AddressSuppressed"
 
 
 async def test_oo3_a_repeated_optout_is_harmless(admin, runtime, two_senders):

@@ -41,6 +41,7 @@ from app.models.enums import (
 from app.subscribers import repository as subscribers_repo
 from app.subscriptions import repository as repo
 from app.tokens import UnsubscribeClaim, prefix_matches
+from app.wordings import repository as wordings_repo
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +336,16 @@ async def confirmation_target(
     return ConfirmationTarget(result, request, subscription, mailing_list, sender, consent_text)
 
 
+async def _wording_quoted_in_mail(session: AsyncSession, request: ConsentEvent) -> bool:
+    """CR-1: whether the confirmation mail quoted the request's wording (the outbox's rule)."""
+    if request.consent_text_hash is None or request.list_id is None:
+        return False
+    if request.method == ConsentMethod.WEB_FORM:
+        return True
+    registered = await wordings_repo.by_hash(session, request.list_id, request.consent_text_hash)
+    return registered is not None
+
+
 async def link_list(session: AsyncSession, grant_event_id: int) -> int | None:
     """The list of an expired confirm link's request, if it still exists (to say what next)."""
     request = await session.get(ConsentEvent, grant_event_id)
@@ -391,9 +402,11 @@ async def confirm(
         purpose=event.purpose,
         evidence={
             "grant_event_id": event.id,
-            # The confirmation mail that carried this link quoted the wording recorded with
-            # the request, and the confirm page repeats it above the button.
+            # The confirm page shows the wording recorded with the request above the button.
             "wording_shown_at_confirmation": event.consent_text_hash is not None,
+            # The mail that carried the link quoted it too, when it was the operator's own
+            # (the hosted form's, or registered for the list): see app/mail/outbox.py.
+            "wording_quoted_in_mail": await _wording_quoted_in_mail(session, event),
         },
         double_opt_in_requested_at=event.double_opt_in_requested_at,
         confirmed_at=now,

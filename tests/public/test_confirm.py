@@ -144,8 +144,13 @@ async def test_cc3_confirmation_mail_then_get_changes_nothing_then_post_activate
     assert confirm.ip == "203.0.113.7"
     assert confirm.user_agent == "Mail Reader/1.0"
     assert confirm.confirmed_at is not None
-    # The confirm event references the request and the wording it quoted (CR-1).
-    assert confirm.evidence == {"grant_event_id": grant.id, "wording_shown_at_confirmation": True}
+    # The confirm event references the request and the wording it showed: the hosted form's
+    # own, quoted in the mail and shown on the page (CR-1).
+    assert confirm.evidence == {
+        "grant_event_id": grant.id,
+        "wording_shown_at_confirmation": True,
+        "wording_quoted_in_mail": True,
+    }
     assert confirm.consent_text_hash == grant.consent_text_hash
     assert gate.consent_event_id == confirm.id
 
@@ -279,6 +284,7 @@ async def test_cc3_cr1_either_link_of_a_double_signup_confirms_the_wording_it_sh
     assert confirm.evidence == {
         "grant_event_id": first_grant.id,
         "wording_shown_at_confirmation": True,
+        "wording_quoted_in_mail": True,  # registered: the mail quoted it
     }
     assert confirm.consent_text_hash == first_grant.consent_text_hash
     assert first_grant.consent_text_hash != second_grant.consent_text_hash
@@ -352,6 +358,7 @@ async def test_cc3_a_link_that_cannot_confirm_says_so_already_on_get(
 
 async def test_cc3_a_strangers_unregistered_wording_is_not_mailed_only_shown_on_the_page(
     client: httpx.AsyncClient,
+    runtime: Runtime,
     news: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
@@ -372,3 +379,8 @@ async def test_cc3_a_strangers_unregistered_wording_is_not_mailed_only_shown_on_
     page = await client.get(confirm_url_in(mail).removeprefix(BASE_URL))
     assert page.status_code == 200
     assert advert in read_page(page.text).text
+    # The ledger says where the person saw it: on the page, not in the mail (CR-1).
+    assert (await client.post(confirm_url_in(mail).removeprefix(BASE_URL))).status_code == 200
+    *_, confirm = await events_of(runtime, email)
+    assert confirm.evidence["wording_shown_at_confirmation"] is True
+    assert confirm.evidence["wording_quoted_in_mail"] is False

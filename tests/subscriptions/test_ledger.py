@@ -251,6 +251,7 @@ async def test_cr1_web_signup_and_its_confirmation_record_the_full_evidence(
     assert confirmation.evidence == {
         "grant_event_id": grant.id,
         "wording_shown_at_confirmation": True,
+        "wording_quoted_in_mail": True,
     }
     assert confirmation.recorded_by == "subject"
 

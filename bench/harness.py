@@ -97,9 +97,11 @@ def rss_mb(pid: int, field: str = "VmHWM") -> float:
     return float("nan")
 
 
-def seed_consented(database_url: str, list_id: int, sender_id: int, n: int) -> None:
+def seed_consented(
+    database_url: str, list_id: int, sender_id: int, n: int, *, first: int = 0
+) -> None:
     """N subscribers, each with a recorded written_notice consent, inserted in bulk (the benches
-    measure sending, not consent capture)."""
+    measure sending, not consent capture). Addresses are numbered from ``first``."""
     url = make_url(database_url)
     sync_url = url.set(
         drivername="sqlite" if url.drivername.startswith("sqlite") else "postgresql+psycopg"
@@ -110,8 +112,8 @@ def seed_consented(database_url: str, list_id: int, sender_id: int, n: int) -> N
         key = conn.execute(
             select(InstanceSecret.value).where(InstanceSecret.name == "address_key")
         ).scalar_one()
-        for start in range(0, n, 5000):
-            emails = [f"user{i:07d}@example.jp" for i in range(start, min(n, start + 5000))]
+        for start in range(first, first + n, 5000):
+            emails = [f"user{i:07d}@example.jp" for i in range(start, min(first + n, start + 5000))]
             conn.execute(
                 insert(Subscriber),
                 [

@@ -5,6 +5,11 @@ latency of the opt-out requests during sending.
 
     .venv/bin/python bench/optout.py               # 20,000 recipients, 200 opt-outs, SQLite
     .venv/bin/python bench/optout.py -n 5000 --optouts 100
+    .venv/bin/python bench/optout.py --export-events 100000   # while a consent export streams
+
+With ``--export-events N`` the ledger holds N consent events (the campaign's list plus a second
+list of the same sender), and the whole ledger's consent export (``GET /consents/export``)
+streams again and again while the campaign sends: the long reads the opt-outs must not wait for.
 
 The sink is bench/sink.py, which records when each recipient's SMTP transaction started.
 """
@@ -59,6 +64,38 @@ async def fire_optouts(
     return answered
 
 
+async def stream_exports(base: str, key: str, done: asyncio.Event) -> list[tuple[float, int]]:
+    """Download the whole ledger's CSV export until ``done``; (seconds, bytes) per export."""
+    exports: list[tuple[float, int]] = []
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base, timeout=600, headers=headers) as client:
+        while not done.is_set():
+            started = time.perf_counter()
+            size = 0
+            async with client.stream("GET", "/api/v1/consents/export?format=csv") as response:
+                if response.status_code != 200:
+                    raise SystemExit(f"export answered {response.status_code}")
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+            exports.append((time.perf_counter() - started, size))
+    return exports
+
+
+async def optouts_during_exports(
+    base: str, key: str, targets: list[tuple[str, str]], spread: float, exporting: bool
+) -> tuple[dict[str, tuple[float, float]], list[tuple[float, int]]]:
+    if not exporting:
+        return await fire_optouts(base, targets, spread), []
+    done = asyncio.Event()
+    exports = asyncio.create_task(stream_exports(base, key, done))
+    await asyncio.sleep(1.0)  # the first export is under way before the first opt-out
+    try:
+        answered = await fire_optouts(base, targets, spread)
+    finally:
+        done.set()
+    return answered, await exports
+
+
 def subscribers(database_url: str) -> list[tuple[int, str, str]]:
     url = make_url(database_url)
     engine = create_engine(
@@ -80,6 +117,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--database-url", help="PostgreSQL URL; default: a SQLite file")
     parser.add_argument("--workers", type=int, default=0, help="`shodaku worker` processes")
+    parser.add_argument(
+        "--export-events",
+        type=int,
+        default=0,
+        help="ledger size; stream the whole ledger's consent export while sending",
+    )
     args = parser.parse_args()
     if args.database_url and not args.workers:
         args.workers = 1
@@ -97,6 +140,24 @@ def main() -> None:
             world = shodaku.world()
             seed_consented(shodaku.database_url, world["list_id"], world["sender_id"], args.n)
             rows = subscribers(shodaku.database_url)
+            if args.export_events > args.n:
+                archive = shodaku.api(
+                    "POST",
+                    "/lists",
+                    {
+                        "name": "アーカイブ",
+                        "slug": "archive",
+                        "sender_id": world["sender_id"],
+                        "purpose": "過去のお知らせ",
+                    },
+                )
+                seed_consented(
+                    shodaku.database_url,
+                    archive["id"],
+                    world["sender_id"],
+                    args.export_events - args.n,
+                    first=args.n,
+                )
             shodaku.start_workers(args.workers)
             # Targets among those the campaign reaches last, so most are not yet mailed when
             # they opt out; whoever was mailed before their answer is counted apart, not failed.
@@ -108,7 +169,15 @@ def main() -> None:
             ]
             started = time.perf_counter()
             campaign_id = shodaku.start_campaign(world)
-            answered = asyncio.run(fire_optouts(shodaku.base, targets, spread=args.n / 1500))
+            answered, exports = asyncio.run(
+                optouts_during_exports(
+                    shodaku.base,
+                    shodaku.key,
+                    targets,
+                    spread=args.n / 1500,
+                    exporting=args.export_events > 0,
+                )
+            )
             body = shodaku.wait_sent(campaign_id)
             elapsed = time.perf_counter() - started
     finally:
@@ -141,6 +210,12 @@ def main() -> None:
         f"opt-out latency during sending: p50 {statistics.median(latencies):.1f} ms, "
         f"p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms"
     )
+    if exports:
+        seconds = [s for s, _ in exports]
+        print(
+            f"consent exports streamed meanwhile ({args.export_events} events): {len(exports)}, "
+            f"each {min(seconds):.1f}–{max(seconds):.1f} s, {exports[0][1] / 1e6:.1f} MB"
+        )
     if violations:
         raise SystemExit(1)
 

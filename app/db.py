@@ -109,6 +109,35 @@ def make_engine(url: str, *, pool_size: int = 20, sqlite_busy_timeout: float = 6
     )
 
 
+def make_long_read_engine(url: str) -> AsyncEngine | None:
+    """SQLite: a second, read-only engine for the long reads (exports, reports), whose
+    statements run on aiosqlite's own thread rather than on the event loop; None elsewhere.
+
+    The main engine runs SQLite on the loop's thread with one connection per process
+    (``make_engine``): right for the short statements of the hot path, wrong for a read that
+    walks 100,000 ledger events, which would hold the loop and the one connection while
+    opt-outs wait (SG-2 wants them answered at once). In WAL mode a reader sees a consistent
+    snapshot without taking the write lock, so this engine's connections read beside the
+    writer; ``query_only`` makes sure they never write. PostgreSQL has a pool of real
+    connections and drivers that wait off the loop: it needs no second engine.
+    """
+    if not url.startswith("sqlite"):
+        return None
+    (database,), _ = SQLiteDialect_pysqlite().create_connect_args(make_url(url))
+    if not database or database == ":memory:" or "mode=memory" in url:
+        return None  # a second connection would see another, empty database
+    engine = create_async_engine(url, pool_size=2, max_overflow=0, hide_parameters=True)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _read_only(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")  # a checkpoint may hold it for a moment
+        cursor.close()
+
+    return engine
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 

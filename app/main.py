@@ -79,7 +79,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await mail_transport.close()
-            await runtime.engine.dispose()
+            await runtime.dispose()
 
     app = FastAPI(
         title="Shodaku",

@@ -139,7 +139,7 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
     await application.state.runtime.hasher()
     yield application
     await application.state.transport.close()
-    await application.state.runtime.engine.dispose()
+    await application.state.runtime.dispose()
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ async def test_apikey_create_prints_the_key_alone_on_the_last_line_and_it_works(
             assert write.status_code == 403  # a read key
     finally:
         await app.state.transport.close()
-        await app.state.runtime.engine.dispose()
+        await app.state.runtime.dispose()
 
 
 def test_migrate_refuses_prod_without_secret_keys(tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ async def test_apikey_bound_expiring_listed_and_revoked(migrated: str, tmp_path:
         assert all(e["details"]["via"] == "cli" for e in audit)
     finally:
         await app.state.transport.close()
-        await app.state.runtime.engine.dispose()
+        await app.state.runtime.dispose()
 
 
 def test_apikey_create_refuses_an_unknown_sender_and_a_bad_date(

@@ -43,7 +43,7 @@ async def compliance_report(
     fmt: Annotated[Literal["csv", "json"], Query(alias="format")] = "csv",
 ) -> StreamingResponse:
     stream = await service.compliance_report(
-        session, runtime.sessionmaker, principal, campaign_id=campaign_id, fmt=fmt
+        session, runtime.long_reads, principal, campaign_id=campaign_id, fmt=fmt
     )
     return StreamingResponse(
         stream,

@@ -100,4 +100,4 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
             )
     finally:
         await transport.close()
-        await runtime.engine.dispose()
+        await runtime.dispose()

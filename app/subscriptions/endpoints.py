@@ -86,7 +86,7 @@ async def export_consent_events(
     fmt: Annotated[Literal["csv", "json"], Query(alias="format")] = "csv",
 ) -> StreamingResponse:
     stream = await admin_service.consent_export(
-        session, runtime.sessionmaker, principal, list_id=list_id, email=email, fmt=fmt
+        session, runtime.long_reads, principal, list_id=list_id, email=email, fmt=fmt
     )
     name = "shodaku-consents" + (f"-list-{list_id}" if list_id is not None else "")
     media_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"

@@ -68,7 +68,7 @@ async def ask(db_path: Path, requests: list[dict[str, Any]]) -> list[dict[str, A
                     }
                 )
     finally:
-        await app.state.runtime.engine.dispose()
+        await app.state.runtime.dispose()
     return answers
 
 

@@ -55,7 +55,7 @@ async def test_a_missing_table_answers_500_not_503(
 ):
     """STYLE 4: an admin write that hits a table the migrations did not create answers 500 (the
     bug reaches the log), not a 503 inviting clients to retry forever; nothing is written."""
-    await runtime.engine.dispose()
+    await runtime.dispose()
     path = Path(database_url.removeprefix("sqlite+aiosqlite:///"))
     connection = sqlite3.connect(path)
     connection.execute("DROP TABLE audit_log")

@@ -64,7 +64,7 @@ async def shodaku(postgres: ThrowawayPostgres, smtp_server: SmtpServer, tmp_path
     app = create_app(settings, run_outbox=False, run_sender=False)
     yield app
     await app.state.transport.close()
-    await app.state.runtime.engine.dispose()
+    await app.state.runtime.dispose()
 
 
 @contextlib.asynccontextmanager

@@ -103,7 +103,7 @@ async def test_read_only_database_refuses_writes_with_503_and_writes_nothing(
     token = runtime.signer.unsubscribe_token(
         subscriber_id, world.list_id, hasher("hanako@example.jp")
     )
-    await runtime.engine.dispose()  # the last connection checkpoints the WAL into the file
+    await runtime.dispose()  # the last connection checkpoints the WAL into the file
     path = _db_path(database_url)
     before = _dump(path)
 
@@ -181,7 +181,7 @@ async def test_disk_full_mid_signups_answers_503_and_half_writes_nothing(
     refused signup goes through."""
     await make_world(runtime)
     runtime.settings.signup_limit_per_ip = 0  # many signups from one client, on purpose
-    await runtime.engine.dispose()
+    await runtime.dispose()
     path = _db_path(database_url)
     connection = sqlite3.connect(path)
     connection.execute("VACUUM")  # no free pages left over from the migrations
@@ -226,7 +226,7 @@ async def test_disk_full_mid_signups_answers_503_and_half_writes_nothing(
             raise AssertionError("admin writes never hit the full disk")
     finally:
         event.remove(sync_engine, "connect", disk_full)
-        await runtime.engine.dispose()
+        await runtime.dispose()
 
     async with runtime.sessionmaker() as session:
         signups = (

@@ -101,7 +101,7 @@ async def _seed(settings: Settings) -> World:
         )
     finally:
         await app.state.transport.close()
-        await runtime.engine.dispose()
+        await runtime.dispose()
 
 
 @dataclass(frozen=True)

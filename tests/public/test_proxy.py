@@ -32,7 +32,7 @@ async def behind_proxy(settings: Settings, app: Any) -> AsyncIterator[Any]:
     await trusting.state.runtime.hasher()
     yield trusting
     await trusting.state.transport.close()
-    await trusting.state.runtime.engine.dispose()
+    await trusting.state.runtime.dispose()
 
 
 def _client(app: Any, peer: str) -> httpx.AsyncClient:

@@ -386,7 +386,7 @@ async def test_oo7_a_stranger_gets_at_most_one_confirmation_a_day_sent_to_an_opt
             assert (await json_signup(again, "elsewhere", EMAIL)).text == usual["elsewhere"]
     finally:
         await restarted.state.transport.close()
-        await restarted.state.runtime.engine.dispose()
+        await restarted.state.runtime.dispose()
     await outbox()
     assert len(smtp_server.messages_to(EMAIL)) == 1
 

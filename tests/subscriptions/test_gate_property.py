@@ -713,7 +713,7 @@ def test_sg1_gate_mails_exactly_whom_the_rules_allow_over_random_histories(
                 ),
             )
         finally:
-            runner.run(runtime.engine.dispose())
+            runner.run(runtime.dispose())
 
 
 async def test_sg1_sender_optout_holds_until_the_persons_own_confirmed_signup(

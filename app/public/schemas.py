@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from app.api_fields import multi_line, single_line
+from app.models.enums import Language
 
 NAME_MAX = 200  # subscribers.name
 SOURCE_URL_MAX = 2000  # consent_events.source_url
@@ -20,7 +21,8 @@ class JsonSignup(BaseModel):
 
     ``consent_text`` is required: it is the exact wording the person saw beside the button on
     that page, recorded as the evidence of the consent (CR-1). ``consent`` must be JSON ``true``
-    (CC-1); a string such as ``"yes"`` is refused rather than guessed at.
+    (CC-1); a string such as ``"yes"`` is refused rather than guessed at; so is a ``lang``
+    other than ``ja`` or ``en``.
     """
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
@@ -38,6 +40,9 @@ class JsonSignup(BaseModel):
     ) = None
     # The same honeypot as the hosted form, for pages that copy it.
     website: str | None = None
+    # The language of the page the person signed up on: their confirmation mail, pages and
+    # campaigns come in it. Absent: ``?lang=``, else the browser's, else the list's.
+    lang: Language | None = None
 
 
 class SignupAnswer(BaseModel):

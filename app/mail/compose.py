@@ -235,6 +235,7 @@ def _render_footer(sender: Sender, mailing_list: MailingList, lang: str) -> _Foo
     """MH-1: the display items, from the sender record, in the recipient's language."""
     placeholder = f"shodakuunsubscribe{secrets.token_hex(8)}"
     context = {
+        "lang": lang,
         "list_name": mailing_list.name,
         "sender_name": sender.name,
         "responsible_person": sender.responsible_person,
@@ -314,11 +315,13 @@ class CampaignComposer:
         settings: Settings,
         dkim: bool = True,
         language: str | None = None,
+        content_language: str | None = None,
     ) -> CampaignComposer:
         """Compile the template and prepare everything that does not vary per recipient.
 
-        ``language`` is that of the recipients it composes for: the legal footer and the
-        document's ``lang`` are in it (MH-1); default, the list's.
+        ``language`` is that of the recipients it composes for: the legal footer is in it
+        (MH-1); default, the list's. ``content_language`` is the template's, for the HTML
+        document's ``lang`` (the footer says its own); default, ``language``.
 
         Raises :class:`TemplateInvalid` for a template that does not compile, does not render for
         the sample recipient, puts ``{{ footer }}`` where nobody would see it or leaves markup
@@ -341,7 +344,7 @@ class CampaignComposer:
         # MH-1: the footer is not the template's to place. ``{{ footer }}`` renders as nothing
         # (templates written when it marked the footer's place keep working); the system writes
         # the footer after the content, in both parts.
-        self._html = HtmlPart(html, language=lang, footer=self._footer.html)
+        self._html = HtmlPart(html, language=content_language or lang, footer=self._footer.html)
         self._base_context = {
             "list": {"name": mailing_list.name, "slug": mailing_list.slug},
             "sender": {
@@ -548,16 +551,18 @@ class CampaignComposers:
             lang = footer_language(self._list, language)
             composer = self._built.get(lang)
             if composer is None:
-                version = self._versions.get(lang, self._main)
+                version = self._versions.get(lang)
                 composer = CampaignComposer.build(
-                    subject=version.subject,
-                    html=version.html,
-                    text=version.text,
+                    subject=(version or self._main).subject,
+                    html=(version or self._main).html,
+                    text=(version or self._main).text,
                     sender=self._sender,
                     mailing_list=self._list,
                     settings=self._settings,
                     dkim=self._dkim,
                     language=lang,
+                    # The main version is in the list's language, a variant in its own.
+                    content_language=lang if version else footer_language(self._list),
                 )
                 self._built[lang] = composer
             self._built[language] = composer

@@ -344,7 +344,7 @@ def _field_problem(error: Any, t: Translator) -> str:
         key,
         max=ctx.get("max_length", ""),
         min=ctx.get("min_length", ""),
-        expected=ctx.get("expected", ""),
+        expected=str(ctx.get("expected", "")).replace(" or ", "、").replace(", ", "、"),
         reason=error["msg"],
     )
 

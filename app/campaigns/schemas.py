@@ -19,6 +19,20 @@ class VariantIn(BaseModel):
     template_id: JsonDbId
 
 
+class Variants(BaseModel):
+    """A campaign's versions by language: ``{"en": {"template_id": 7}}``. Only the languages
+    Shodaku speaks (a key other than ``ja`` or ``en`` is 422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ja: VariantIn | None = None
+    en: VariantIn | None = None
+
+    def by_language(self) -> dict[Language, VariantIn]:
+        found = {Language.JA: self.ja, Language.EN: self.en}
+        return {language: variant for language, variant in found.items() if variant is not None}
+
+
 class VariantOut(BaseModel):
     template_id: int
 
@@ -38,7 +52,7 @@ class CampaignCreate(BaseModel):
     template_id: JsonDbId
     sender_id: JsonDbId | None = None
     scheduled_at: UtcTimestamp | None = None
-    variants: dict[Language, VariantIn] | None = None
+    variants: Variants | None = None
 
 
 class CampaignStats(BaseModel):

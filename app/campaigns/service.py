@@ -85,7 +85,7 @@ async def create_campaign(
     if mailing_list is None or not covers(principal.senders, mailing_list.sender_id):
         raise InvalidInput(f"list_id: there is no list {data.list_id}.")
     await _usable_template(session, principal, mailing_list, "template_id", data.template_id)
-    variants = data.variants or {}
+    variants = data.variants.by_language() if data.variants else {}
     for language, variant in variants.items():
         await _usable_template(
             session,

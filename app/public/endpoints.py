@@ -380,7 +380,7 @@ def _signup_from_json(body: bytes, request: Request, mailing_list: MailingList) 
         consent_text=parsed.consent_text,
         source_url=parsed.source_url,
         honeypot_filled=bool(parsed.website),
-        lang=parsed.lang.value if parsed.lang else None,
+        lang=parsed.lang,
     )
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from app.api_fields import multi_line, single_line
-from app.models.enums import Language
 
 NAME_MAX = 200  # subscribers.name
 SOURCE_URL_MAX = 2000  # consent_events.source_url
@@ -41,8 +40,10 @@ class JsonSignup(BaseModel):
     # The same honeypot as the hosted form, for pages that copy it.
     website: str | None = None
     # The language of the page the person signed up on: their confirmation mail, pages and
-    # campaigns come in it. Absent: ``?lang=``, else the browser's, else the list's.
-    lang: Language | None = None
+    # campaigns come in it. Absent: ``?lang=``, else the browser's, else the list's. (A Literal,
+    # not the Language enum: this schema is inlined in the OpenAPI document, where a $defs
+    # reference would resolve nowhere.)
+    lang: Literal["ja", "en"] | None = None
 
 
 class SignupAnswer(BaseModel):

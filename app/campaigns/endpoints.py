@@ -20,10 +20,11 @@ from app.campaigns.schemas import (
     CampaignStats,
     DeliveryOut,
     DeliveryPage,
+    VariantOut,
 )
 from app.db import SessionDep
 from app.deps import RuntimeDep
-from app.models import Campaign
+from app.models import Campaign, CampaignVariant
 from app.models.enums import DeliveryStatus
 from app.runtime import Runtime
 from app.sending.dispatch import dispatch_campaign
@@ -35,14 +36,20 @@ CampaignId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
 
 
 async def _out(
-    session: AsyncSession, campaign: Campaign, stats: dict[str, int] | None = None
+    session: AsyncSession,
+    campaign: Campaign,
+    stats: dict[str, int] | None = None,
+    variants: list[CampaignVariant] | None = None,
 ) -> CampaignOut:
     stats = stats if stats is not None else await repo.delivery_stats(session, campaign.id)
+    if variants is None:
+        variants = (await service.variants_of(session, [campaign.id]))[campaign.id]
     return CampaignOut(
         id=campaign.id,
         name=campaign.name,
         list_id=campaign.list_id,
         template_id=campaign.template_id,
+        variants={v.language: VariantOut(template_id=v.template_id) for v in variants},
         sender_id=campaign.sender_id,
         status=campaign.status,
         scheduled_at=campaign.scheduled_at,
@@ -87,9 +94,12 @@ async def list_campaigns(
         limit,
         lambda c: c.id,
     )
-    stats = await repo.delivery_stats_many(session, [c.id for c in campaigns])
+    ids = [c.id for c in campaigns]
+    stats = await repo.delivery_stats_many(session, ids)
+    variants = await service.variants_of(session, ids)
     return CampaignPage(
-        items=[await _out(session, c, stats[c.id]) for c in campaigns], next_cursor=next_cursor
+        items=[await _out(session, c, stats[c.id], variants[c.id]) for c in campaigns],
+        next_cursor=next_cursor,
     )
 
 

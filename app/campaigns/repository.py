@@ -29,7 +29,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.scope import SenderIds, of_senders
-from app.models import Campaign, Delivery, MailingList, Subscriber, Subscription
+from app.models import (
+    Campaign,
+    CampaignVariant,
+    Delivery,
+    MailingList,
+    Subscriber,
+    Subscription,
+)
 from app.models.base import UtcDateTime, utcnow
 from app.models.enums import CampaignStatus, DeliveryStatus
 from app.subscriptions.repository import GateVerdict, gate_verdict
@@ -161,6 +168,8 @@ class ClaimedRecipient:
     address_hash: str
     consent_event_id: int | None
     attempts: int
+    # The subscription's language (None: the list's): which version and footer they get.
+    language: str | None = None
 
 
 def _gate_rows(ids: Iterable[int] | None = None) -> Select[Any]:
@@ -176,6 +185,7 @@ def _gate_rows(ids: Iterable[int] | None = None) -> Select[Any]:
             Subscriber.attributes,
             Subscriber.address_hash,
             Delivery.attempts,
+            Subscription.language,
         )
         .select_from(Delivery)
         .join(Campaign, Campaign.id == Delivery.campaign_id)
@@ -318,6 +328,7 @@ async def claim_batch(
                     address_hash=row[7],
                     consent_event_id=row[3],
                     attempts=row[8],
+                    language=row[9],
                 )
             )
     if ids := by_verdict.get(mailable):
@@ -623,6 +634,21 @@ async def next_due_at(session: AsyncSession, campaign_id: int) -> datetime | Non
         )
     )
     return value
+
+
+async def variants_of(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> Sequence[CampaignVariant]:
+    """The language versions of these campaigns, by language."""
+    if not campaign_ids:
+        return []
+    return (
+        await session.scalars(
+            select(CampaignVariant)
+            .where(CampaignVariant.campaign_id.in_(list(campaign_ids)))
+            .order_by(CampaignVariant.campaign_id, CampaignVariant.language)
+        )
+    ).all()
 
 
 async def list_campaigns(

@@ -7,9 +7,42 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from app.api_fields import JsonDbId, Line200, UtcTimestamp
+from app.models.enums import Language
+
+
+class VariantIn(BaseModel):
+    """The campaign's version for the subscribers of one language: a template of the list's
+    sender (or a shared one), whose subject and bodies they get instead of the main one's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template_id: JsonDbId
+
+
+class Variants(BaseModel):
+    """A campaign's versions by language: ``{"en": {"template_id": 7}}``. Only the languages
+    Shodaku speaks (a key other than ``ja`` or ``en`` is 422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ja: VariantIn | None = None
+    en: VariantIn | None = None
+
+    def by_language(self) -> dict[Language, VariantIn]:
+        found = {Language.JA: self.ja, Language.EN: self.en}
+        return {language: variant for language, variant in found.items() if variant is not None}
+
+
+class VariantOut(BaseModel):
+    template_id: int
 
 
 class CampaignCreate(BaseModel):
+    """``template_id`` is the version for the list's language and for every language without a
+    variant; ``variants`` gives another template per language, ``{"en": {"template_id": 7}}``.
+    Each subscriber gets the version of their language, else the main one, and the legal
+    footer in their language (MH-1)."""
+
     model_config = ConfigDict(extra="forbid")
 
     # MH-4: one line without control characters; ids within the integer columns (a larger one
@@ -19,6 +52,7 @@ class CampaignCreate(BaseModel):
     template_id: JsonDbId
     sender_id: JsonDbId | None = None
     scheduled_at: UtcTimestamp | None = None
+    variants: Variants | None = None
 
 
 class CampaignStats(BaseModel):
@@ -37,6 +71,8 @@ class CampaignOut(BaseModel):
     name: str
     list_id: int
     template_id: int
+    # Per language, the template its subscribers get instead of template_id.
+    variants: dict[str, VariantOut] = {}
     sender_id: int
     status: str
     scheduled_at: datetime | None

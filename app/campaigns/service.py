@@ -17,7 +17,7 @@ from app.campaigns import repository as repo
 from app.campaigns.schemas import CampaignCreate
 from app.config import Settings
 from app.errors import AppError, Conflict, InvalidInput, NotFound
-from app.models import Campaign, MailingList, Sender, Template
+from app.models import Campaign, CampaignVariant, MailingList, Sender, Template
 from app.models.base import utcnow
 from app.models.enums import CampaignStatus
 from app.senders.service import missing_identity
@@ -48,22 +48,51 @@ async def get_campaign(session: AsyncSession, principal: Principal, campaign_id:
     return await _get(session, campaign_id, principal.senders)
 
 
+async def _usable_template(
+    session: AsyncSession, principal: Principal, mailing_list: MailingList, field: str, id_: int
+) -> Template:
+    """A template the campaign may use: one the key sees, of the list's sender or shared (CC-1:
+    the mail goes out under the list's sender). Else InvalidInput naming ``field``."""
+    template = await session.get(Template, id_)
+    if template is None or not covers(principal.senders, template.sender_id):
+        raise InvalidInput(f"{field}: there is no template {id_}.")
+    if template.sender_id is not None and template.sender_id != mailing_list.sender_id:
+        raise InvalidInput(
+            f"{field}: template {template.id} is another sender's; a campaign uses its "
+            "list's sender's templates or shared ones."
+        )
+    return template
+
+
+async def variants_of(
+    session: AsyncSession, campaign_ids: list[int]
+) -> dict[int, list[CampaignVariant]]:
+    """The language versions of these campaigns, by campaign."""
+    found: dict[int, list[CampaignVariant]] = {campaign_id: [] for campaign_id in campaign_ids}
+    for variant in await repo.variants_of(session, campaign_ids):
+        found[variant.campaign_id].append(variant)
+    return found
+
+
 async def create_campaign(
     session: AsyncSession, principal: Principal, data: CampaignCreate
 ) -> Campaign:
     """A draft. Consent is given to one sender (CC-1): a campaign goes out under its list's
-    sender, so a different ``sender_id`` is refused; so is a template of another sender. A list
-    or template outside a bound key's senders is answered as an unknown one (DS-6)."""
+    sender, so a different ``sender_id`` is refused; so is a template of another sender, for
+    the main version and for each language's (``variants``). A list or template outside a
+    bound key's senders is answered as an unknown one (DS-6)."""
     mailing_list = await session.get(MailingList, data.list_id)
     if mailing_list is None or not covers(principal.senders, mailing_list.sender_id):
         raise InvalidInput(f"list_id: there is no list {data.list_id}.")
-    template = await session.get(Template, data.template_id)
-    if template is None or not covers(principal.senders, template.sender_id):
-        raise InvalidInput(f"template_id: there is no template {data.template_id}.")
-    if template.sender_id is not None and template.sender_id != mailing_list.sender_id:
-        raise InvalidInput(
-            f"template_id: template {template.id} is another sender's; a campaign uses its "
-            "list's sender's templates or shared ones."
+    await _usable_template(session, principal, mailing_list, "template_id", data.template_id)
+    variants = data.variants.by_language() if data.variants else {}
+    for language, variant in variants.items():
+        await _usable_template(
+            session,
+            principal,
+            mailing_list,
+            f"variants.{language.value}.template_id",
+            variant.template_id,
         )
     if data.sender_id is not None and data.sender_id != mailing_list.sender_id:
         raise InvalidInput(
@@ -80,7 +109,21 @@ async def create_campaign(
     )
     session.add(campaign)
     await session.flush()
-    await record_audit(session, principal, "campaign.create", "campaign", campaign.id)
+    session.add_all(
+        CampaignVariant(
+            campaign_id=campaign.id, language=language.value, template_id=variant.template_id
+        )
+        for language, variant in variants.items()
+    )
+    await session.flush()
+    await record_audit(
+        session,
+        principal,
+        "campaign.create",
+        "campaign",
+        campaign.id,
+        {"variants": sorted(lang.value for lang in variants)} if variants else None,
+    )
     return campaign
 
 
@@ -94,11 +137,12 @@ class Started:
 async def send_campaign(
     session: AsyncSession, settings: Settings, principal: Principal, campaign_id: int
 ) -> Started:
-    """The preflight, then start (or schedule) the campaign (SG-3, SG-1).
+    """The preflight, then start (or schedule) the campaign (SG-3, SG-1, MH-1).
 
     Refused with 409 and every reason at once: a sender identity lacking any item the law
-    requires in each message, a template that does not render, a list with nobody who may be
-    mailed. The template is copied into the campaign so later edits cannot change it.
+    requires in each message, a template (the main one or a language's) that does not render
+    or that places the footer where nobody would see it, a list with nobody who may be mailed.
+    The templates are copied into the campaign so later edits cannot change it.
     """
     from app.mail.compose import CampaignComposer, Recipient
 
@@ -111,25 +155,38 @@ async def send_campaign(
     mailing_list = await session.get(MailingList, campaign.list_id)
     sender = await session.get(Sender, campaign.sender_id)
     template = await session.get(Template, campaign.template_id)
+    variants = (await variants_of(session, [campaign.id]))[campaign.id]
     assert mailing_list is not None
     assert sender is not None
     reasons: list[str] = []
     missing = missing_identity(sender)
     if missing:
         reasons.append("sender identity incomplete (SG-3): missing " + ", ".join(missing))
-    if template is None:
-        reasons.append("template: it no longer exists")
-    else:
+    # Every version is tried as it will be sent: the main one with the list's language, each
+    # language's with its own (the footer and the document's language, MH-1).
+    versions: list[tuple[str, str | None, Template | None]] = [("", None, template)]
+    for variant in variants:
+        versions.append(
+            (
+                f"variants.{variant.language}: ",
+                variant.language,
+                await session.get(Template, variant.template_id),
+            )
+        )
+    for label, language, version in versions:
+        if version is None:
+            reasons.append(f"{label}template: it no longer exists")
+            continue
 
-        def try_template() -> None:
-            assert template is not None
+        def try_template(version: Template = version, language: str | None = language) -> None:
             composer = CampaignComposer.build(
-                subject=template.subject,
-                html=template.html,
-                text=template.text,
+                subject=version.subject,
+                html=version.html,
+                text=version.text,
                 sender=sender,
                 mailing_list=mailing_list,
                 settings=settings,
+                language=language,
             )
             composer.compose(
                 Recipient(
@@ -146,9 +203,9 @@ async def send_campaign(
             # event loop, so other requests are not held meanwhile (DS-6).
             await asyncio.to_thread(try_template)
         except AppError as exc:
-            reasons.append(f"template does not render: {exc.detail}")
+            reasons.append(f"{label}template does not render: {exc.detail}")
         except Exception as exc:  # a template error of any kind is a preflight reason
-            reasons.append(f"template does not render: {type(exc).__name__}: {exc}")
+            reasons.append(f"{label}template does not render: {type(exc).__name__}: {exc}")
     warnings = _dkim_check(settings, sender, reasons)
     if await repo.count_mailable(session, campaign) == 0:
         reasons.append("the list has no recipient who may be mailed now (SG-1)")
@@ -158,7 +215,11 @@ async def send_campaign(
         )
     assert template is not None
     now = utcnow()
+    # The copies that go out: later edits of the templates cannot change the campaign.
     campaign.subject, campaign.html, campaign.text = template.subject, template.html, template.text
+    for variant, (_label, _language, version) in zip(variants, versions[1:], strict=True):
+        assert version is not None
+        variant.subject, variant.html, variant.text = version.subject, version.html, version.text
     if campaign.scheduled_at is not None and campaign.scheduled_at > now:
         campaign.status = CampaignStatus.SCHEDULED
     else:

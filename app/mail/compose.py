@@ -59,7 +59,12 @@ from app.mail.mime import (
 from app.mail.mime import base64_body as _base64_body
 from app.mail.mime import check_header_value as _check_header_value
 from app.mail.mime import plain_ascii as _plain_ascii
-from app.mail.system_mail import EMAIL_TEMPLATES_DIR, make_message_id, sender_domain
+from app.mail.system_mail import (
+    EMAIL_TEMPLATES_DIR,
+    SYSTEM_LANGUAGES,
+    make_message_id,
+    sender_domain,
+)
 from app.models import MailingList, Sender
 from app.templates.sandbox import (
     TEXT_ENV,
@@ -71,10 +76,12 @@ from app.templates.sandbox import (
 
 __all__ = [
     "CampaignComposer",
+    "CampaignComposers",
     "Recipient",
     "RenderedMessage",
     "TemplateInvalid",
     "UnsafeHeaderValue",
+    "Version",
     "derive_text_source",
     "encoded_words",
     "header_text",
@@ -93,7 +100,6 @@ _FOOTER_ENV = Environment(
     keep_trailing_newline=False,
     auto_reload=False,
 )
-_FOOTER_LANGUAGES = ("ja", "en")
 # Template variables that are the same for every recipient of a campaign.
 _CAMPAIGN_VARIABLES = frozenset({"list", "sender"})
 
@@ -217,15 +223,19 @@ def _contact_href(url: str | None) -> str | None:
     return url if url and url.lower().startswith(("https://", "http://")) else None
 
 
-def _footer_language(mailing_list: MailingList) -> str:
-    return mailing_list.language if mailing_list.language in _FOOTER_LANGUAGES else "ja"
+def footer_language(mailing_list: MailingList, language: str | None = None) -> str:
+    """The language of a recipient's legal footer: theirs, else the list's, else Japanese."""
+    for candidate in (language, mailing_list.language):
+        if candidate in SYSTEM_LANGUAGES:
+            return candidate
+    return "ja"
 
 
-def _render_footer(sender: Sender, mailing_list: MailingList) -> _Footer:
-    """MH-1: the display items, from the sender record, in the list's language."""
-    lang = _footer_language(mailing_list)
+def _render_footer(sender: Sender, mailing_list: MailingList, lang: str) -> _Footer:
+    """MH-1: the display items, from the sender record, in the recipient's language."""
     placeholder = f"shodakuunsubscribe{secrets.token_hex(8)}"
     context = {
+        "lang": lang,
         "list_name": mailing_list.name,
         "sender_name": sender.name,
         "responsible_person": sender.responsible_person,
@@ -304,8 +314,14 @@ class CampaignComposer:
         mailing_list: MailingList,
         settings: Settings,
         dkim: bool = True,
+        language: str | None = None,
+        content_language: str | None = None,
     ) -> CampaignComposer:
         """Compile the template and prepare everything that does not vary per recipient.
+
+        ``language`` is that of the recipients it composes for: the legal footer is in it
+        (MH-1); default, the list's. ``content_language`` is the template's, for the HTML
+        document's ``lang`` (the footer says its own); default, ``language``.
 
         Raises :class:`TemplateInvalid` for a template that does not compile, does not render for
         the sample recipient, puts ``{{ footer }}`` where nobody would see it or leaves markup
@@ -323,13 +339,12 @@ class CampaignComposer:
             self._message_id_domain = domain.encode("idna").decode("ascii")
         except UnicodeError as exc:
             raise UnsafeHeaderValue("from_email has a domain that cannot be encoded.") from exc
-        self._footer = _render_footer(sender, mailing_list)
+        lang = footer_language(mailing_list, language)
+        self._footer = _render_footer(sender, mailing_list, lang)
         # MH-1: the footer is not the template's to place. ``{{ footer }}`` renders as nothing
         # (templates written when it marked the footer's place keep working); the system writes
         # the footer after the content, in both parts.
-        self._html = HtmlPart(
-            html, language=_footer_language(mailing_list), footer=self._footer.html
-        )
+        self._html = HtmlPart(html, language=content_language or lang, footer=self._footer.html)
         self._base_context = {
             "list": {"name": mailing_list.name, "slug": mailing_list.slug},
             "sender": {
@@ -485,3 +500,80 @@ class CampaignComposer:
         if self._signer is not None:
             return self._signer.sign(data)
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One version of a campaign's content: the template copy its recipients get."""
+
+    subject: str
+    html: str
+    text: str | None
+
+
+class CampaignComposers:
+    """The composers of one campaign, one per language its recipients read (ja, en).
+
+    A recipient gets the campaign's version for their language when it has one, else its main
+    version (the list's language), and always the legal footer in their own language (MH-1).
+    Each composer is built on first use, once per campaign and language, so choosing one costs a
+    recipient a dictionary lookup.
+    """
+
+    __slots__ = ("_built", "_dkim", "_list", "_main", "_sender", "_settings", "_versions")
+
+    def __init__(
+        self,
+        *,
+        main: Version,
+        versions: Mapping[str, Version],
+        sender: Sender,
+        mailing_list: MailingList,
+        settings: Settings,
+        dkim: bool = True,
+    ) -> None:
+        self._main = main
+        self._versions = dict(versions)
+        self._sender = sender
+        self._list = mailing_list
+        self._settings = settings
+        self._dkim = dkim
+        self._built: dict[str | None, CampaignComposer] = {}
+
+    @property
+    def envelope_from(self) -> str:
+        return self.for_language(None).envelope_from
+
+    def for_language(self, language: str | None) -> CampaignComposer:
+        """The composer for recipients of ``language`` (None: the list's)."""
+        composer = self._built.get(language)
+        if composer is None:
+            lang = footer_language(self._list, language)
+            composer = self._built.get(lang)
+            if composer is None:
+                version = self._versions.get(lang)
+                composer = CampaignComposer.build(
+                    subject=(version or self._main).subject,
+                    html=(version or self._main).html,
+                    text=(version or self._main).text,
+                    sender=self._sender,
+                    mailing_list=self._list,
+                    settings=self._settings,
+                    dkim=self._dkim,
+                    language=lang,
+                    # The main version is in the list's language, a variant in its own.
+                    content_language=lang if version else footer_language(self._list),
+                )
+                self._built[lang] = composer
+            self._built[language] = composer
+        return composer
+
+    def build_all(self) -> None:
+        """Build the composer of every language now: whatever a recipient reads composes, or
+        this raises as ``CampaignComposer.build`` does."""
+        for lang in SYSTEM_LANGUAGES:
+            self.for_language(lang)
+
+    def compose(self, recipient: Recipient, language: str | None) -> bytes:
+        """The complete message for a recipient who reads ``language`` (None: the list's)."""
+        return self.for_language(language).compose(recipient)

@@ -180,6 +180,9 @@ async def _send_one(
         consent_text=wordings.get(row.consent_event_id),
         wording_on_page=row.consent_event_id in wordings,
         expires_days=max(1, runtime.settings.confirm_token_max_age // 86400),
+        # The language of the signup this mail is for (the latest grant: an older one's mail
+        # is dropped above), else the list's.
+        language=subscription.language,
     )
     try:
         await transport.send(sender.from_email, subscriber.email, data)

@@ -19,6 +19,8 @@ from app.models import MailingList, Sender
 from app.models.base import utcnow
 
 EMAIL_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "email_templates"
+# The languages the system mails and the legal footer are written in (email_templates/*_ja.*).
+SYSTEM_LANGUAGES = ("ja", "en")
 
 
 def sender_domain(sender: Sender) -> str:
@@ -56,14 +58,17 @@ class SystemMail:
         expires_days: int,
         consent_text: str | None = None,
         wording_on_page: bool = False,
+        language: str | None = None,
     ) -> bytes:
         """CC-3: the confirmation request, with no advertising in it, only to the asking address.
 
         It quotes the consent wording recorded with the request (CR-1): confirming is agreeing
         to that wording, seen here, not only to whatever the signup page claimed to show. A
         wording the operator did not write or register is not quoted (``consent_text`` None,
-        ``wording_on_page``): the mail then says the confirm page shows it."""
-        lang = mailing_list.language if mailing_list.language in ("ja", "en") else "ja"
+        ``wording_on_page``): the mail then says the confirm page shows it.
+
+        In ``language``, the one the person signed up in, else the list's."""
+        lang = next((c for c in (language, mailing_list.language) if c in SYSTEM_LANGUAGES), "ja")
         context = {
             "lang": lang,
             "sender_name": sender.name,

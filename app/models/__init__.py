@@ -4,6 +4,7 @@ from app.models.api_key import ApiKey, ApiKeySender
 from app.models.audit_log import AuditLog
 from app.models.base import Base
 from app.models.campaign import Campaign
+from app.models.campaign_variant import CampaignVariant
 from app.models.consent_event import ConsentEvent
 from app.models.consent_text import ConsentText
 from app.models.delivery import Delivery
@@ -27,6 +28,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "Campaign",
+    "CampaignVariant",
     "ConsentEvent",
     "ConsentText",
     "Delivery",

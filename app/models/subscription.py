@@ -27,6 +27,9 @@ class Subscription(Base):
     # Set when the subscription came through a double opt-in door (CC-3): then it is mailable
     # only once confirmed_at is set, whatever its status says.
     requires_confirmation: Mapped[bool] = mapped_column(default=False)
+    # The language the person signed up in ("ja" or "en"): their confirmation mail, pages and
+    # campaign versions. NULL: the list's language.
+    language: Mapped[str | None] = mapped_column(String(2))
     confirmed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -32,6 +32,10 @@ class ExportedSubscription(BaseModel):
     confirmed_at: datetime | None
     grant_event_id: int | None
     confirm_event_id: int | None
+    # The language the person's mail and pages come in ("ja" or "en"), as they chose it or the
+    # operator recorded it; null: none was, the list's applies (``list_language``).
+    language: str | None
+    list_language: str
     created_at: datetime
     updated_at: datetime
 

@@ -93,6 +93,8 @@ async def export_subscriber(
                 confirmed_at=s.confirmed_at,
                 grant_event_id=s.grant_event_id,
                 confirm_event_id=s.confirm_event_id,
+                language=s.language,
+                list_language=mailing_list.language,
                 created_at=s.created_at,
                 updated_at=s.updated_at,
             )

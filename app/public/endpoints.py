@@ -16,7 +16,7 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
@@ -41,7 +41,14 @@ from app.errors import (
 from app.models import MailingList, Sender
 from app.models.enums import ConsentMethod
 from app.public import pages
-from app.public.i18n import Lang, Translator, consent_wording, pick_lang
+from app.public.i18n import (
+    Lang,
+    Translator,
+    accept_language,
+    choose_lang,
+    consent_wording,
+    supported,
+)
 from app.public.rate_limit import SignupLimits, get_signup_limits
 from app.public.schemas import (
     NAME_MAX,
@@ -223,7 +230,30 @@ def _wake_outbox(runtime: Runtime) -> BackgroundTask:
     return BackgroundTask(wake)
 
 
+def _asked(request: Request) -> str | None:
+    """The language the address asks for (``?lang=``): it decides this page, and only it."""
+    return request.query_params.get("lang")
+
+
+def _browser(request: Request) -> Lang | None:
+    """The language of ours the browser prefers (``Accept-Language``), if any."""
+    return accept_language(request.headers.get("accept-language"))
+
+
+def _action(request: Request) -> str:
+    """Where a page's own form posts: the page's address, with the ``?lang=`` it was asked in,
+    so that the answer comes in the language the person was reading."""
+    asked = supported(_asked(request))
+    return f"{request.url.path}?lang={asked}" if asked else request.url.path
+
+
 # --- signup ------------------------------------------------------------------------------------
+
+# ``GET /subscribe/{slug}?answer=``: the answer pages of a signup, to be read in the other
+# language. They are the same for every signup of the list (a form must not tell which addresses
+# it knows), so showing them again reveals and changes nothing.
+ANSWER_SENT = "sent"
+ANSWER_BUSY = "busy"
 
 
 def _form_values(signup: SignupInput | None) -> dict[str, str]:
@@ -243,10 +273,12 @@ def _signup_page(
     signup: SignupInput | None = None,
 ) -> Response:
     """The hosted form: unticked box, the consent wording beside the button (CC-2), the purpose
-    of use (CC-5), and the wording posted back so the record holds what was shown (CR-1)."""
+    of use (CC-5), and the wording posted back so the record holds what was shown (CR-1). In
+    the other language it shows that language's wording, and records it."""
     return pages.render(
         "signup.html",
         lang=lang,
+        switch_url=pages.language_switch(request.url.path, lang),
         status_code=status_code,
         sender=sender,
         mailing_list=mailing_list,
@@ -268,10 +300,11 @@ def _shown_wording(
 ) -> str:
     """CC-2, CR-1: the wording to record for a hosted-form signup.
 
-    The form posts back the wording it showed. A form post can be forged, so it is only taken
-    when it is exactly what this server renders for the list in that language (browsers turn
-    line breaks into CRLF on submit; that difference is not a difference). Anything else is
-    replaced by the server's own wording, which is what the hosted form shows.
+    The form posts back the wording it showed, and the language it showed it in. A form post
+    can be forged, so the wording is only taken when it is exactly what this server renders for
+    the list in that language (browsers turn line breaks into CRLF on submit; that difference
+    is not a difference). Anything else is replaced by the server's own wording in that
+    language, which is what the hosted form in that language shows.
     """
     expected = _server_wording(mailing_list, sender, lang)
     if posted is None or posted.replace("\r\n", "\n") != expected:
@@ -279,20 +312,67 @@ def _shown_wording(
     return expected
 
 
-def _signup_from_json(body: bytes) -> SignupInput:
+# What a field of a JSON signup got wrong, by pydantic's error type, for an answer in Japanese.
+_FIELD_PROBLEMS = {
+    "missing": "api.field.missing",
+    "string_too_long": "api.field.too_long",
+    "string_too_short": "api.field.too_short",
+    "string_type": "api.field.string",
+    "bool_type": "api.field.bool",
+    "bool_parsing": "api.field.bool",
+    "model_type": "api.field.object",
+    "model_attributes_type": "api.field.object",
+    "dict_type": "api.field.object",
+    "enum": "api.field.choice",
+    "literal_error": "api.field.choice",
+    "header_unsafe": "api.field.one_line",
+    "control_character": "api.field.text",
+    "nul_character": "api.field.text",
+    "surrogate": "api.field.text",
+}
+
+
+def _field_problem(error: Any, t: Translator) -> str:
+    """One failed field of a JSON signup, in the answer's language (pydantic's own sentence in
+    English, which already reads well; the catalogue's in Japanese)."""
+    where = ".".join(str(p) for p in error["loc"]) or "body"
+    if t.lang == "en":
+        return f"{where}: {error['msg']}"
+    ctx = error.get("ctx") or {}
+    key = _FIELD_PROBLEMS.get(error["type"], "api.field.invalid")
+    return f"{where}: " + t(
+        key,
+        max=ctx.get("max_length", ""),
+        min=ctx.get("min_length", ""),
+        expected=str(ctx.get("expected", "")).replace(" or ", "、").replace(", ", "、"),
+        reason=error["msg"],
+    )
+
+
+def _signup_from_json(body: bytes, request: Request, mailing_list: MailingList) -> SignupInput:
+    """A JSON signup, or InvalidInput whose detail is in the answer's language: the body's
+    ``lang``, else ``?lang=``, else the browser's, else the list's."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput("The body is not valid JSON.") from exc
+        t = Translator(choose_lang(_asked(request), _browser(request), mailing_list.language))
+        raise InvalidInput(t("api.not_json")) from exc
     except RecursionError as exc:  # arrays nested thousands deep: no signup looks like that
-        raise InvalidInput("The body is not a signup: it is nested too deep.") from exc
+        t = Translator(choose_lang(_asked(request), _browser(request), mailing_list.language))
+        raise InvalidInput(t("api.too_deep")) from exc
+    body_lang = data.get("lang") if isinstance(data, dict) else None
+    t = Translator(
+        choose_lang(
+            body_lang if isinstance(body_lang, str) else None,
+            _asked(request),
+            _browser(request),
+            mailing_list.language,
+        )
+    )
     try:
         parsed = JsonSignup.model_validate(data)
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidInput(details) from exc
+        raise InvalidInput("; ".join(_field_problem(e, t) for e in exc.errors())) from exc
     return SignupInput(
         email=parsed.email,
         name=parsed.name or None,
@@ -300,6 +380,7 @@ def _signup_from_json(body: bytes) -> SignupInput:
         consent_text=parsed.consent_text,
         source_url=parsed.source_url,
         honeypot_filled=bool(parsed.website),
+        lang=parsed.lang,
     )
 
 
@@ -319,7 +400,77 @@ def _signup_from_form(form: FormData) -> SignupInput:
     )
 
 
+def _accepted_page(
+    path: str,
+    mailing_list: MailingList,
+    sender: Sender,
+    lang: Lang,
+    runtime: Runtime,
+    *,
+    status_code: int,
+    background: BackgroundTask | None = None,
+) -> Response:
+    """The page that answers every accepted signup of the list (see ``_signup_accepted``)."""
+    t = Translator(lang)
+    switch_url = pages.language_switch(path, lang, answer=ANSWER_SENT)
+    if mailing_list.double_opt_in:
+        days = max(1, runtime.settings.confirm_token_max_age // 86400)
+        return pages.render(
+            "message.html",
+            lang=lang,
+            switch_url=switch_url,
+            status_code=status_code,
+            sender=sender,
+            mailing_list=mailing_list,
+            background=background,
+            title=t("pending.title"),
+            paragraphs=[
+                t("pending.body", sender=sender.name),
+                t("pending.expiry", days=days),
+                t("pending.no_mail"),
+            ],
+            alert=False,
+        )
+    return pages.render(
+        "message.html",
+        lang=lang,
+        switch_url=switch_url,
+        status_code=status_code,
+        sender=sender,
+        mailing_list=mailing_list,
+        background=background,
+        title=t("subscribed.title"),
+        paragraphs=[t("subscribed.body", list=mailing_list.name), t("subscribed.note")],
+        alert=False,
+    )
+
+
+def _too_many_page(
+    path: str,
+    mailing_list: MailingList,
+    sender: Sender,
+    lang: Lang,
+    *,
+    status_code: int,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    t = Translator(lang)
+    return pages.render(
+        "message.html",
+        lang=lang,
+        switch_url=pages.language_switch(path, lang, answer=ANSWER_BUSY),
+        status_code=status_code,
+        sender=sender,
+        mailing_list=mailing_list,
+        headers=headers,
+        title=t("too_many.title"),
+        paragraphs=[t("too_many.body")],
+        alert=True,
+    )
+
+
 def _signup_accepted(
+    request: Request,
     request_is_json: bool,
     mailing_list: MailingList,
     sender: Sender,
@@ -335,54 +486,25 @@ def _signup_accepted(
     a signup form must not tell anyone which addresses are on a list.
     """
     background = _wake_outbox(runtime) if wake else None
-    if mailing_list.double_opt_in:
-        if request_is_json:
-            return pages.json_response(
-                {
-                    "status": "pending",
-                    "detail": "If the address can be subscribed, a confirmation mail is on its "
-                    "way to it; the subscription starts when the link in it is used.",
-                },
-                status_code=202,
-                background=background,
-            )
-        t = Translator(lang)
-        days = max(1, runtime.settings.confirm_token_max_age // 86400)
-        return pages.render(
-            "message.html",
-            lang=lang,
-            status_code=202,
-            sender=sender,
-            mailing_list=mailing_list,
-            background=background,
-            title=t("pending.title"),
-            paragraphs=[
-                t("pending.body", sender=sender.name),
-                t("pending.expiry", days=days),
-                t("pending.no_mail"),
-            ],
-            alert=False,
-        )
+    status_code = 202 if mailing_list.double_opt_in else 200
     if request_is_json:
+        t = Translator(lang)
         return pages.json_response(
             {
-                "status": "subscribed",
-                "detail": "Subscribed. An address that had opted out first gets a "
-                "confirmation mail, and is mailed only once it is confirmed.",
+                "status": "pending" if mailing_list.double_opt_in else "subscribed",
+                "detail": t("api.pending" if mailing_list.double_opt_in else "api.subscribed"),
             },
-            status_code=200,
+            status_code=status_code,
             background=background,
         )
-    t = Translator(lang)
-    return pages.render(
-        "message.html",
-        lang=lang,
-        sender=sender,
-        mailing_list=mailing_list,
+    return _accepted_page(
+        request.url.path,
+        mailing_list,
+        sender,
+        lang,
+        runtime,
+        status_code=status_code,
         background=background,
-        title=t("subscribed.title"),
-        paragraphs=[t("subscribed.body", list=mailing_list.name), t("subscribed.note")],
-        alert=False,
     )
 
 
@@ -397,14 +519,40 @@ def _signup_accepted(
     },
 )
 async def signup_form(
-    list_slug: str, request: Request, session: SessionDep, lang: str | None = None
+    list_slug: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    lang: Annotated[
+        str | None, Query(description="ja or en; else the browser's language, else the list's")
+    ] = None,
+    answer: Annotated[
+        str | None,
+        Query(
+            description="sent or busy: the page that answers a signup (the same for every "
+            "signup of the list), to read it in the other language; otherwise the form"
+        ),
+    ] = None,
 ) -> Response:
-    """The hosted signup form (CC-2, CC-5), in ``?lang=ja|en`` or the list's language."""
+    """The hosted signup form (CC-2, CC-5), in ``?lang=ja|en``, else the browser's language
+    (``Accept-Language``), else the list's; with a link to itself in the other language."""
     try:
         mailing_list, sender = await service.list_by_slug(session, list_slug)
     except NotFound:
-        return pages.error_page("error.list_not_found", status_code=404)
-    return _signup_page(request, mailing_list, sender, pick_lang(lang, mailing_list.language))
+        return pages.error_page(
+            "error.list_not_found",
+            status_code=404,
+            lang=choose_lang(lang, _browser(request)),
+            path=request.url.path,
+        )
+    page_lang = choose_lang(lang, _browser(request), mailing_list.language)
+    if answer == ANSWER_SENT:
+        return _accepted_page(
+            request.url.path, mailing_list, sender, page_lang, runtime, status_code=200
+        )
+    if answer == ANSWER_BUSY:
+        return _too_many_page(request.url.path, mailing_list, sender, page_lang, status_code=200)
+    return _signup_page(request, mailing_list, sender, page_lang)
 
 
 @router.post(
@@ -427,80 +575,73 @@ async def signup(
     (SG-4). Otherwise the answer depends on the list's setting only, never on what was known
     about the address. Too many signups from one client: 429; too many for one address: the
     usual answer, and nothing stored or mailed (subscription bombing).
+
+    The person's language is the form's (its ``lang`` field, or ``lang`` in JSON), else
+    ``?lang=``, else the browser's (``Accept-Language``): it is kept with the subscription, for
+    the confirmation mail, the pages and campaigns; with none of them, the list's language
+    applies. Pages and JSON ``detail`` answer in it.
     """
     as_json = _is_json(request)
+    path = request.url.path
     try:
         mailing_list, sender = await service.list_by_slug(session, list_slug)
-    except NotFound as exc:
-        return (
-            pages.json_error(exc)
-            if as_json
-            else pages.error_page("error.list_not_found", status_code=404)
-        )
+    except NotFound:
+        lang = choose_lang(_asked(request), _browser(request))
+        if as_json:
+            return pages.json_error(NotFound(Translator(lang)("api.not_found")))
+        return pages.error_page("error.list_not_found", status_code=404, lang=lang, path=path)
 
     ip = _client_ip(request) or "unknown"
     if not limits.per_ip.hit(ip):
         retry = {"Retry-After": str(limits.per_ip.retry_after(ip))}
         log.warning("signup refused: too many from one client list=%s", mailing_list.id)
         if as_json:
+            lang = choose_lang(_asked(request), _browser(request), mailing_list.language)
             return pages.json_error(
-                TooManyRequests("Too many signups from this client; try again later."),
-                headers=retry,
+                TooManyRequests(Translator(lang)("api.too_many")), headers=retry
             )
-        posted = (await _read_form(request)).get("lang") if not as_json else None
-        lang = pick_lang(posted if isinstance(posted, str) else None, mailing_list.language)
-        t = Translator(lang)
-        return pages.render(
-            "message.html",
-            lang=lang,
-            status_code=429,
-            sender=sender,
-            mailing_list=mailing_list,
-            headers=retry,
-            title=t("too_many.title"),
-            paragraphs=[t("too_many.body")],
-            alert=True,
+        posted = (await _read_form(request)).get("lang")
+        lang = choose_lang(
+            posted if isinstance(posted, str) else None,
+            _asked(request),
+            _browser(request),
+            mailing_list.language,
         )
+        return _too_many_page(path, mailing_list, sender, lang, status_code=429, headers=retry)
 
     if as_json:
         try:
-            signup_input = _signup_from_json(await request.body())
+            signup_input = _signup_from_json(await request.body(), request, mailing_list)
         except InvalidInput as exc:
             return pages.json_error(exc)
     elif _media_type(request) in FORM_TYPES:
         signup_input = _signup_from_form(await _read_form(request))
     else:
-        return pages.json_error(
-            UnsupportedMediaType("Send the signup as a form (urlencoded or multipart) or as JSON.")
-        )
-    lang = pick_lang(signup_input.lang, mailing_list.language)
+        lang = choose_lang(_asked(request), _browser(request), mailing_list.language)
+        return pages.json_error(UnsupportedMediaType(Translator(lang)("api.media_type")))
+    # The language the person chose (or their browser did); None: nothing said, the list's.
+    chosen = supported(signup_input.lang) or supported(_asked(request)) or _browser(request)
+    lang = choose_lang(chosen, mailing_list.language)
 
     if signup_input.honeypot_filled:
         # A bot filled the field people never see: tell it what it expects, keep nothing.
         log.info("signup honeypot filled list=%s", mailing_list.id)
-        return _signup_accepted(as_json, mailing_list, sender, lang, runtime, wake=False)
+        return _signup_accepted(request, as_json, mailing_list, sender, lang, runtime, wake=False)
 
     t = Translator(lang)
     errors: list[tuple[str, str]] = []  # (API detail, page message)
     if not signup_input.consent:
-        errors.append(
-            (
-                "consent: the person must agree (tick the consent box); consent must be true.",
-                t("error.consent_required"),
-            )
-        )
+        errors.append((t("api.consent_required"), t("error.consent_required")))
     email: str | None = None
     try:
         email = normalize_address(signup_input.email)
     except InvalidAddress:
-        errors.append(("email: not a valid email address.", t("error.invalid_email")))
+        errors.append((t("api.invalid_email"), t("error.invalid_email")))
     if signup_input.name and len(signup_input.name) > NAME_MAX:
-        errors.append((f"name: at most {NAME_MAX} characters.", t("error.name_too_long")))
+        errors.append((t("api.name_too_long", max=NAME_MAX), t("error.name_too_long")))
     elif signup_input.name and not _one_line(signup_input.name):
         # MH-4: the name may be written into the To header of every mail to this person.
-        errors.append(
-            ("name: one line without line breaks or control characters.", t("error.name_invalid"))
-        )
+        errors.append((t("api.name_invalid"), t("error.name_invalid")))
     if errors or email is None:
         if as_json:
             return pages.json_error(InvalidInput(" ".join(api for api, _page in errors)))
@@ -529,8 +670,10 @@ async def signup(
         # the per-address limit counts the signup or anything is written.
         try:
             await wordings.check_signup_wording(session, mailing_list, wording)
-        except UnregisteredWording as exc:
-            return pages.json_error(exc)
+        except UnregisteredWording:
+            return pages.json_error(
+                UnregisteredWording(t("api.unregistered_wording", list_id=mailing_list.id))
+            )
 
     if not limits.per_address.hit(hasher(email)):
         log.warning(
@@ -538,7 +681,7 @@ async def signup(
             mailing_list.id,
             mask_address(email),
         )
-        return _signup_accepted(as_json, mailing_list, sender, lang, runtime, wake=False)
+        return _signup_accepted(request, as_json, mailing_list, sender, lang, runtime, wake=False)
 
     outcome = await service.subscribe(
         session,
@@ -549,42 +692,62 @@ async def signup(
         consent_text=wording,
         method=method,
         origin=_origin(request, source_url),
+        language=chosen,
     )
     return _signup_accepted(
-        as_json, mailing_list, sender, lang, runtime, wake=outcome.outbox_id is not None
+        request,
+        as_json,
+        mailing_list,
+        sender,
+        lang,
+        runtime,
+        wake=outcome.outbox_id is not None,
     )
 
 
 # --- confirm -------------------------------------------------------------------------------
 
 
-def _token_error(exc: InvalidToken, *, kind: str) -> Response:
-    """A plain 400 page for a link that cannot be used: never a 500, never JSON."""
+def _token_error(request: Request, exc: InvalidToken, *, kind: str) -> Response:
+    """A plain 400 page for a link that cannot be used: never a 500, never JSON. Whose link it
+    was is unknown, so the language is the one asked for, else the browser's."""
     key = "error.link_expired" if isinstance(exc, ExpiredToken) else "error.link_invalid"
     log.info("%s link refused: %s", kind, type(exc).__name__)
-    return pages.error_page(key, status_code=400)
+    return pages.error_page(
+        key,
+        status_code=400,
+        lang=choose_lang(_asked(request), _browser(request)),
+        path=request.url.path,
+    )
 
 
 async def _confirm_link_error(
-    session: AsyncSession, runtime: Runtime, exc: InvalidToken
+    request: Request,
+    session: AsyncSession,
+    runtime: Runtime,
+    exc: InvalidToken,
+    grant_event_id: int | None,
 ) -> Response:
     """A confirm link that cannot confirm: a 400 page that says what the person can do next.
-    When the link was ours (expired, or its request is over), the page is in the list's
-    language, points to the list's signup form, and names the sender and how to reach them."""
-    list_id = exc.list_id
-    if isinstance(exc, ExpiredToken) and exc.grant_event_id is not None:
-        list_id = await service.link_list(session, exc.grant_event_id)
-    known = await service.link_context(session, list_id)
+    When the link was ours (expired, or its request is over), the page is in the person's
+    language (else the list's), points to the list's signup form, and names the sender and how
+    to reach them."""
+    if isinstance(exc, ExpiredToken):
+        grant_event_id = exc.grant_event_id
+    elif exc.list_id is None:
+        grant_event_id = None  # not a link whose request ended: nothing to say about it
+    known = await service.refused_link_context(session, grant_event_id)
     if known is None:
-        return _token_error(exc, kind="confirm")
-    mailing_list, sender = known
+        return _token_error(request, exc, kind="confirm")
+    mailing_list, sender = known.mailing_list, known.sender
     log.info("confirm link refused: %s list=%s", type(exc).__name__, mailing_list.id)
-    lang = pick_lang(None, mailing_list.language)
+    lang = choose_lang(_asked(request), known.language, mailing_list.language)
     t = Translator(lang)
     expired = isinstance(exc, ExpiredToken)
     return pages.render(
         "message.html",
         lang=lang,
+        switch_url=pages.language_switch(request.url.path, lang),
         status_code=400,
         sender=sender,
         mailing_list=mailing_list,
@@ -593,7 +756,7 @@ async def _confirm_link_error(
             t("error.link_expired" if expired else "error.link_over"),
             t(
                 "error.next_signup",
-                url=f"{runtime.settings.base_url}/subscribe/{mailing_list.slug}",
+                url=f"{runtime.settings.base_url}/subscribe/{mailing_list.slug}?lang={lang}",
             ),
             t("error.next_contact", sender=sender.name),
         ],
@@ -602,9 +765,12 @@ async def _confirm_link_error(
 
 
 def _confirmed_page(
-    result: service.ConfirmResult, mailing_list: MailingList, sender: Sender
+    request: Request,
+    result: service.ConfirmResult,
+    mailing_list: MailingList,
+    sender: Sender,
+    lang: Lang,
 ) -> Response:
-    lang = pick_lang(None, mailing_list.language)
     t = Translator(lang)
     paragraphs = [t("confirmed.body", sender=sender.name, list=mailing_list.name)]
     if result is service.ConfirmResult.ALREADY_CONFIRMED:
@@ -613,6 +779,8 @@ def _confirmed_page(
     return pages.render(
         "message.html",
         lang=lang,
+        # The link's page in the other language: it shows this subscription, confirmed.
+        switch_url=pages.language_switch(request.url.path, lang),
         sender=sender,
         mailing_list=mailing_list,
         title=t("confirmed.title"),
@@ -627,28 +795,40 @@ def _confirmed_page(
     responses=_token_responses("The page with the confirm button; nothing changes"),
 )
 async def confirm_page(
-    token: str, request: Request, session: SessionDep, runtime: RuntimeDep
+    token: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    lang: Annotated[
+        str | None, Query(description="ja or en, for this page; else the person's language")
+    ] = None,
 ) -> Response:
     """One button; changes nothing, so a link scanner opening the URL confirms nothing (CC-3).
 
     The same decision as the button's (``service.confirmation_target``): the button is shown
     only when pressing it will confirm; an already confirmed subscription says so, and a link
     that can no longer confirm is a 400 page already here. Above the button, the wording
-    recorded with this request: what the person confirms (CR-1, CC-2, CC-5).
+    recorded with this request: what the person confirms (CR-1, CC-2, CC-5). In the language
+    the person signed up in, else the list's; ``?lang=`` for this page only.
     """
+    grant_event_id: int | None = None
     try:
         grant_event_id = runtime.signer.read_confirm(token)
         target = await service.confirmation_target(session, grant_event_id)
     except InvalidToken as exc:
-        return await _confirm_link_error(session, runtime, exc)
+        return await _confirm_link_error(request, session, runtime, exc, grant_event_id)
+    page_lang = choose_lang(lang, target.subscription.language, target.mailing_list.language)
     if target.result is service.ConfirmResult.ALREADY_CONFIRMED:
-        return _confirmed_page(target.result, target.mailing_list, target.sender)
+        return _confirmed_page(
+            request, target.result, target.mailing_list, target.sender, page_lang
+        )
     return pages.render(
         "confirm.html",
-        lang=pick_lang(None, target.mailing_list.language),
+        lang=page_lang,
+        switch_url=pages.language_switch(request.url.path, page_lang),
         sender=target.sender,
         mailing_list=target.mailing_list,
-        action=request.url.path,
+        action=_action(request),
         consent_text=target.consent_text,
     )
 
@@ -663,6 +843,7 @@ async def confirm(
 ) -> Response:
     """The person confirms (CC-3): the subscription becomes active and a confirm event with
     this request's IP and user agent is appended (CR-1); a repeat says it is already done."""
+    grant_event_id: int | None = None
     try:
         grant_event_id = runtime.signer.read_confirm(token)
         outcome = await service.confirm(
@@ -670,8 +851,9 @@ async def confirm(
         )
     except InvalidToken as exc:
         await session.rollback()
-        return await _confirm_link_error(session, runtime, exc)
-    return _confirmed_page(outcome.result, outcome.mailing_list, outcome.sender)
+        return await _confirm_link_error(request, session, runtime, exc, grant_event_id)
+    lang = choose_lang(_asked(request), outcome.language, outcome.mailing_list.language)
+    return _confirmed_page(request, outcome.result, outcome.mailing_list, outcome.sender, lang)
 
 
 # --- unsubscribe ---------------------------------------------------------------------------
@@ -683,21 +865,31 @@ async def confirm(
     responses=_token_responses("The page with the unsubscribe button; nothing changes (OO-3)"),
 )
 async def unsubscribe_page(
-    token: str, request: Request, session: SessionDep, hasher: HasherDep, runtime: RuntimeDep
+    token: str,
+    request: Request,
+    session: SessionDep,
+    hasher: HasherDep,
+    runtime: RuntimeDep,
+    lang: Annotated[
+        str | None, Query(description="ja or en, for this page; else the person's language")
+    ] = None,
 ) -> Response:
     """One page, one button, and the scope choice with every list of the sender as the default
-    (OO-2, OO-5). A GET changes nothing (OO-3). The address is shown masked, never in full."""
+    (OO-2, OO-5). A GET changes nothing (OO-3). The address is shown masked, never in full. In
+    the person's language, else the list's; ``?lang=`` for this page only."""
     try:
         claim = runtime.signer.read_unsubscribe(token)
         target = await service.unsubscribe_target(session, hasher, claim)
     except InvalidToken as exc:
-        return _token_error(exc, kind="unsubscribe")
+        return _token_error(request, exc, kind="unsubscribe")
+    page_lang = choose_lang(lang, target.language, target.mailing_list.language)
     return pages.render(
         "unsubscribe.html",
-        lang=pick_lang(None, target.mailing_list.language),
+        lang=page_lang,
+        switch_url=pages.language_switch(request.url.path, page_lang),
         sender=target.sender,
         mailing_list=target.mailing_list,
-        action=request.url.path,
+        action=_action(request),
         masked_address=mask_address(target.subscriber.email) if target.subscriber else None,
         withdrawn=target.withdrawn,
     )
@@ -739,8 +931,8 @@ async def unsubscribe(
         )
     except InvalidToken as exc:
         await session.rollback()
-        return _token_error(exc, kind="unsubscribe")
-    lang = pick_lang(None, target.mailing_list.language)
+        return _token_error(request, exc, kind="unsubscribe")
+    lang = choose_lang(_asked(request), target.language, target.mailing_list.language)
     t = Translator(lang)
     body = (
         t("unsubscribed.body_list", list=target.mailing_list.name)
@@ -750,6 +942,8 @@ async def unsubscribe(
     return pages.render(
         "message.html",
         lang=lang,
+        # The link's page in the other language: it shows the address as stopped.
+        switch_url=pages.language_switch(request.url.path, lang),
         sender=target.sender,
         mailing_list=target.mailing_list,
         title=t("unsubscribed.title"),

@@ -1,4 +1,4 @@
-"""The words of the public pages, in Japanese and English.
+"""The words of the public pages, in Japanese and English, and how a page picks its language.
 
 One catalogue per language with the same keys (a test holds them equal). Values are plain text
 with ``str.format`` fields; the templates autoescape whatever comes out, so a sender's name can
@@ -8,19 +8,93 @@ string shown beside the button is the string recorded with the consent (CC-2, CC
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Literal, get_args
 
 Lang = Literal["ja", "en"]
 LANGS: tuple[Lang, ...] = get_args(Lang)
+# Each language named in itself: the switch to it reads in the language it leads to.
+LANGUAGE_NAMES: Mapping[Lang, str] = {"ja": "日本語", "en": "English"}
+
+
+def supported(value: str | None) -> Lang | None:
+    """``value`` if it is one of the languages Shodaku speaks, else None."""
+    for lang in LANGS:
+        if value == lang:
+            return lang
+    return None
+
+
+def choose_lang(*candidates: str | None) -> Lang:
+    """The first candidate Shodaku speaks (the one asked for, then what is known about the
+    person, then the list's); Japanese when none is."""
+    for candidate in candidates:
+        found = supported(candidate)
+        if found is not None:
+            return found
+    return "ja"
 
 
 def pick_lang(requested: str | None, default: str) -> Lang:
     """The page language: the one asked for if we have it, else the list's, else Japanese."""
-    for candidate in (requested, default):
-        if candidate in LANGS:
-            return candidate
-    return "ja"
+    return choose_lang(requested, default)
+
+
+def other_lang(lang: Lang) -> Lang:
+    """The language a page's switch leads to."""
+    return "en" if lang == "ja" else "ja"
+
+
+# RFC 9110 12.4.2: a qvalue is 0 to 1 with at most three decimals.
+_QVALUE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)")
+# More than any browser sends; a longer header is read this far only.
+_ACCEPT_LANGUAGE_MAX = 2000
+
+
+def accept_language(header: str | None) -> Lang | None:
+    """The language of ours a browser prefers, by its ``Accept-Language`` (RFC 9110 12.5.4).
+
+    Each range weighs its q-value (1 when absent; an entry with a malformed one is ignored);
+    a range counts for the language of its primary subtag (``en-GB`` for English); ``q=0``
+    refuses a language. A wildcard gives its weight to a language not named otherwise, so
+    ``en;q=0, *`` asks for Japanese. Equal weights go to the range named first. None when the
+    browser accepts neither, or names neither and accepts anything (then the list decides).
+    """
+    if not header:
+        return None
+    named: dict[Lang, tuple[float, int]] = {}  # language -> (weight, position of first range)
+    wildcard: float | None = None
+    for position, entry in enumerate(header[:_ACCEPT_LANGUAGE_MAX].split(",")):
+        tag, *params = (part.strip() for part in entry.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                value = value.strip()
+                weight = float(value) if _QVALUE.fullmatch(value) else -1.0
+        if weight < 0 or not tag:
+            continue
+        tag = tag.lower()
+        if tag == "*":
+            wildcard = weight if wildcard is None else wildcard
+            continue
+        lang = supported(tag.split("-", 1)[0])
+        if lang is not None:
+            seen = named.get(lang)
+            named[lang] = (max(weight, seen[0]) if seen else weight, seen[1] if seen else position)
+    ranked = [(weight, -position, lang) for lang, (weight, position) in named.items()]
+    if wildcard is not None:
+        # After every named range (position), and only for a language not named.
+        ranked += [(wildcard, -(10**6), lang) for lang in LANGS if lang not in named]
+    ranked = [entry for entry in ranked if entry[0] > 0]
+    if not ranked:
+        return None
+    if not named or all(named[lang][0] <= 0 for lang in named):
+        # Only the wildcard speaks: it prefers no language of ours over the other, unless it
+        # is left with one (the other refused).
+        return ranked[0][2] if len(ranked) == 1 else None
+    return max(ranked)[2]
 
 
 def consent_wording(lang: Lang, *, sender_name: str, list_name: str, purpose: str) -> str:
@@ -151,6 +225,48 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
         "home.docs": "API リファレンス",
         "home.redoc": "API リファレンス（ReDoc 版）",
         "home.health": "稼働状況",
+        "lang.label": "表示言語",
+        # The JSON answers of the signup door ("detail"; the "error" class stays English).
+        "api.pending": (
+            "登録できるアドレスであれば、確認メールをお送りしています。"
+            "メール内のリンクから確認いただいた時点で、登録が始まります。"
+        ),
+        "api.subscribed": (
+            "登録しました。以前に配信停止されたアドレスには、まず確認メールをお送りし、"
+            "確認いただくまで配信しません。"
+        ),
+        "api.consent_required": (
+            "consent: ご本人の同意が必要です（同意のチェックボックス）。consent は true で"
+            "送信してください。"
+        ),
+        "api.invalid_email": "email: メールアドレスの形式が正しくありません。",
+        "api.name_too_long": "name: {max}文字以内で指定してください。",
+        "api.name_invalid": "name: 改行や制御文字を含まない1行で指定してください。",
+        "api.not_json": "本文が正しい JSON ではありません。",
+        "api.too_deep": "本文の入れ子が深すぎるため、登録として読み取れません。",
+        "api.not_found": "該当するリストはありません。",
+        "api.too_many": (
+            "このクライアントからの登録が多すぎます。しばらくしてから再度お試しください。"
+        ),
+        "api.media_type": (
+            "登録は、フォーム（urlencoded または multipart）か JSON で送信してください。"
+        ),
+        "api.unregistered_wording": (
+            "consent_text: このリストに登録された文言ではありません（または廃止済みです）。"
+            "このリストは、運営者が登録フォーム用に登録した文言を、登録どおりの形でのみ受け付けます。"
+            "運営者は POST /api/v1/lists/{list_id}/consent-texts で文言を登録できます。"
+        ),
+        # A field of the JSON body that failed, by the kind of failure.
+        "api.field.missing": "必須です",
+        "api.field.too_long": "{max}文字以内で指定してください",
+        "api.field.too_short": "{min}文字以上で指定してください",
+        "api.field.string": "文字列で指定してください",
+        "api.field.bool": "true または false で指定してください",
+        "api.field.object": "JSON オブジェクトで指定してください",
+        "api.field.choice": "{expected} のいずれかを指定してください",
+        "api.field.one_line": "改行や制御文字を含まない1行で指定してください",
+        "api.field.text": "制御文字や NUL 文字を含めることはできません",
+        "api.field.invalid": "値が正しくありません（{reason}）",
     },
     "en": {
         "consent.wording": (
@@ -264,6 +380,42 @@ MESSAGES: Mapping[Lang, Mapping[str, str]] = {
         "home.docs": "API reference",
         "home.redoc": "API reference (ReDoc)",
         "home.health": "Health check",
+        "lang.label": "Language",
+        "api.pending": (
+            "If the address can be subscribed, a confirmation mail is on its way to it; the "
+            "subscription starts when the link in it is used."
+        ),
+        "api.subscribed": (
+            "Subscribed. An address that had opted out first gets a confirmation mail, and is "
+            "mailed only once it is confirmed."
+        ),
+        "api.consent_required": (
+            "consent: the person must agree (tick the consent box); consent must be true."
+        ),
+        "api.invalid_email": "email: not a valid email address.",
+        "api.name_too_long": "name: at most {max} characters.",
+        "api.name_invalid": "name: one line without line breaks or control characters.",
+        "api.not_json": "The body is not valid JSON.",
+        "api.too_deep": "The body is not a signup: it is nested too deep.",
+        "api.not_found": "There is no such list.",
+        "api.too_many": "Too many signups from this client; try again later.",
+        "api.media_type": "Send the signup as a form (urlencoded or multipart) or as JSON.",
+        "api.unregistered_wording": (
+            "consent_text: not a registered wording of this list (or one since retired). This "
+            "list accepts only the wordings its operator registered for its signup forms, "
+            "exactly as registered; the operator registers them with "
+            "POST /api/v1/lists/{list_id}/consent-texts."
+        ),
+        "api.field.missing": "required",
+        "api.field.too_long": "at most {max} characters",
+        "api.field.too_short": "at least {min} characters",
+        "api.field.string": "must be a string",
+        "api.field.bool": "must be true or false",
+        "api.field.object": "must be a JSON object",
+        "api.field.choice": "must be {expected}",
+        "api.field.one_line": "must be one line without control characters",
+        "api.field.text": "may not contain control or NUL characters",
+        "api.field.invalid": "not valid ({reason})",
     },
 }
 

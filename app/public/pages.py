@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -15,7 +16,7 @@ from starlette.background import BackgroundTask
 
 from app.errors import AppError
 from app.models import MailingList, Sender
-from app.public.i18n import LANGS, Lang, Translator
+from app.public.i18n import LANGS, LANGUAGE_NAMES, Lang, Translator, other_lang
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -47,10 +48,17 @@ def _link_or_none(url: str | None) -> str | None:
     return None
 
 
+def language_switch(path: str, lang: Lang, **query: str) -> str:
+    """The address of this page in the other language: the same path (its list or token kept)
+    with ``?lang=`` the other one, and any other query the page needs to show the same thing."""
+    return f"{path}?{urlencode({'lang': other_lang(lang), **query})}"
+
+
 def render(
     template: str,
     *,
     lang: Lang,
+    switch_url: str,
     status_code: int = 200,
     sender: Sender | None = None,
     mailing_list: MailingList | None = None,
@@ -58,10 +66,13 @@ def render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """A page in one language; the sender's identity goes in the footer when known."""
+    """A page in one language, with a link to itself in the other (``switch_url``, from
+    :func:`language_switch`); the sender's identity goes in the footer when known."""
+    other = other_lang(lang)
     html = _env.get_template(template).render(
         lang=lang,
         t=Translator(lang),
+        switch={"url": switch_url, "lang": other, "name": LANGUAGE_NAMES[other]},
         sender=sender,
         sender_link=_link_or_none(sender.contact_url) if sender else None,
         mailing_list=mailing_list,
@@ -75,15 +86,20 @@ def render(
     )
 
 
-def error_page(message_key: str, *, status_code: int) -> HTMLResponse:
-    """A plain page for a bad link or an unknown list, in both languages: when the link cannot
-    be read we do not know the list, hence not its language."""
-    html = _env.get_template("error.html").render(
-        lang="ja",
-        parts=[(lang, Translator(lang)) for lang in LANGS],
-        message_key=message_key,
+def error_page(message_key: str, *, status_code: int, lang: Lang, path: str) -> HTMLResponse:
+    """A plain page for a bad link or an unknown list. Nothing tells which list it was, so the
+    language is the one asked for, else the browser's (the caller decides), with the switch to
+    the other at the same address."""
+    t = Translator(lang)
+    return render(
+        "message.html",
+        lang=lang,
+        switch_url=language_switch(path, lang),
+        status_code=status_code,
+        title=t("error.title"),
+        paragraphs=[t(message_key)],
+        alert=True,
     )
-    return HTMLResponse(html, status_code=status_code, headers=dict(SECURITY_HEADERS))
 
 
 def home_page(lang: Lang, root_path: str) -> HTMLResponse:

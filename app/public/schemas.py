@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
@@ -20,7 +20,8 @@ class JsonSignup(BaseModel):
 
     ``consent_text`` is required: it is the exact wording the person saw beside the button on
     that page, recorded as the evidence of the consent (CR-1). ``consent`` must be JSON ``true``
-    (CC-1); a string such as ``"yes"`` is refused rather than guessed at.
+    (CC-1); a string such as ``"yes"`` is refused rather than guessed at; so is a ``lang``
+    other than ``ja`` or ``en``.
     """
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
@@ -38,6 +39,11 @@ class JsonSignup(BaseModel):
     ) = None
     # The same honeypot as the hosted form, for pages that copy it.
     website: str | None = None
+    # The language of the page the person signed up on: their confirmation mail, pages and
+    # campaigns come in it. Absent: ``?lang=``, else the browser's, else the list's. (A Literal,
+    # not the Language enum: this schema is inlined in the OpenAPI document, where a $defs
+    # reference would resolve nowhere.)
+    lang: Literal["ja", "en"] | None = None
 
 
 class SignupAnswer(BaseModel):

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.addresses import mask_address, redact_addresses
 from app.campaigns import repository as repo
 from app.campaigns.repository import ClaimedRecipient, DeliveryResult
-from app.mail.compose import CampaignComposer, Recipient
+from app.mail.compose import CampaignComposers, Recipient, Version
 from app.mail.transport import Connection, SendFailure, Transport, retry_delay
-from app.models import Campaign, MailingList, Sender
+from app.models import Campaign, CampaignVariant, MailingList, Sender
 from app.models.base import utcnow
 from app.models.enums import CampaignStatus, DeliveryStatus
 from app.runtime import Runtime
@@ -74,7 +74,7 @@ class CampaignSender:
         self.transport = transport
         self.worker_id = worker_id or default_worker_id()
         self.rate = rate or RateLimiter(self.settings.send_rate)
-        self._composers: dict[int, CampaignComposer] = {}
+        self._composers: dict[int, CampaignComposers] = {}
         # One thread composes, one chunk at a time: a composer's caches see no concurrency.
         self._compose_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compose")
 
@@ -95,25 +95,34 @@ class CampaignSender:
                 await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             yield session
 
-    async def _composer(self, campaign: Campaign) -> CampaignComposer:
-        """Compiled once per campaign (the template copy in the campaign never changes)."""
-        composer = self._composers.get(campaign.id)
-        if composer is None:
+    async def _composer(self, campaign: Campaign) -> CampaignComposers:
+        """Compiled once per campaign, for every language (the template copies in the campaign
+        and its variants never change): one that cannot be built fails here, before anything
+        is claimed."""
+        composers = self._composers.get(campaign.id)
+        if composers is None:
             async with self.runtime.sessionmaker() as session:
                 mailing_list = await session.get(MailingList, campaign.list_id)
                 sender = await session.get(Sender, campaign.sender_id)
+                variants = (
+                    await session.scalars(
+                        select(CampaignVariant).where(CampaignVariant.campaign_id == campaign.id)
+                    )
+                ).all()
             assert mailing_list is not None
             assert sender is not None
-            composer = CampaignComposer.build(
-                subject=campaign.subject or "",
-                html=campaign.html or "",
-                text=campaign.text,
+            composers = CampaignComposers(
+                main=Version(campaign.subject or "", campaign.html or "", campaign.text),
+                versions={
+                    v.language: Version(v.subject or "", v.html or "", v.text) for v in variants
+                },
                 sender=sender,
                 mailing_list=mailing_list,
                 settings=self.settings,
             )
-            self._composers[campaign.id] = composer
-        return composer
+            composers.build_all()
+            self._composers[campaign.id] = composers
+        return composers
 
     async def _materialize_some(self, campaign_id: int) -> bool:
         """Materialise one more batch of deliveries if the campaign still needs it. On
@@ -210,7 +219,7 @@ class CampaignSender:
     async def _send_claimed(
         self,
         campaign: Campaign,
-        composer: CampaignComposer,
+        composer: CampaignComposers,
         recipients: Sequence[ClaimedRecipient],
         report: DrainReport,
     ) -> None:
@@ -234,14 +243,16 @@ class CampaignSender:
             await repo.record_results(session, results, worker=self.worker_id)
 
     def _compose_chunk(
-        self, composer: CampaignComposer, list_id: int, chunk: Sequence[ClaimedRecipient]
+        self, composer: CampaignComposers, list_id: int, chunk: Sequence[ClaimedRecipient]
     ) -> tuple[dict[int, bytes], list[DeliveryResult]]:
         messages: dict[int, bytes] = {}
         uncomposable: list[DeliveryResult] = []
         for r in chunk:
             try:
                 with message_budget(MESSAGE_RENDER_SECONDS):
-                    messages[r.delivery_id] = composer.compose(self._recipient(r, list_id))
+                    messages[r.delivery_id] = composer.compose(
+                        self._recipient(r, list_id), r.language
+                    )
             except Exception as exc:
                 # One person's data cannot make a valid message (a newline in their name, an
                 # attribute the template cannot use, a render past its budget): that delivery
@@ -259,7 +270,7 @@ class CampaignSender:
 
     async def _send_chunk(
         self,
-        composer: CampaignComposer,
+        composer: CampaignComposers,
         list_id: int,
         chunk: Sequence[ClaimedRecipient],
         report: DrainReport,
@@ -317,7 +328,7 @@ class CampaignSender:
 
     async def _open_transactions(
         self,
-        composer: CampaignComposer,
+        composer: CampaignComposers,
         chunk: Sequence[ClaimedRecipient],
         connections: Sequence[Connection],
         report: DrainReport,

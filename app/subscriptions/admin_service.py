@@ -123,6 +123,7 @@ async def record_operator_consent(
             ip=data.ip, user_agent=data.user_agent, source_url=data.source_url
         ),
         recorded_by=principal.recorded_by,
+        language=data.language.value if data.language else None,
     )
     decision = await repo.check_gate(session, recorded.subscription.subscriber_id, list_id)
     await record_audit(
@@ -137,6 +138,7 @@ async def record_operator_consent(
             "email": mask_address(data.email),
             "basis": data.basis.value,
             "method": data.method.value,
+            **({"language": data.language.value} if data.language else {}),
         },
     )
     return ConsentRecord(recorded.event, recorded.subscription, decision.verdict)

@@ -360,6 +360,21 @@ async def get_subscription(
     return (await session.scalars(stmt)).first()
 
 
+async def subscription_language(
+    session: AsyncSession, subscriber_id: int, list_id: int
+) -> str | None:
+    """The language a person's subscription keeps (None: the list's, or no subscription).
+
+    The column alone, not the row: an opt-out that follows in the same unit of work locks the
+    row and must read it fresh."""
+    language: str | None = await session.scalar(
+        select(Subscription.language).where(
+            Subscription.subscriber_id == subscriber_id, Subscription.list_id == list_id
+        )
+    )
+    return language
+
+
 async def subscriptions_of_sender(
     session: AsyncSession, subscriber_id: int, sender_id: int
 ) -> Sequence[Subscription]:

@@ -30,7 +30,7 @@ from app.api_fields import (
 )
 from app.models import Subscription
 from app.models.base import utcnow
-from app.models.enums import ConsentMethod, LegalBasis, OptOutChannel
+from app.models.enums import ConsentMethod, Language, LegalBasis, OptOutChannel
 from app.subscriptions.repository import GateVerdict
 
 # A client's clock may run a little ahead of ours; a consent obtained "in the future" beyond
@@ -67,6 +67,8 @@ class SubscriptionOut(BaseModel):
     confirmed_at: datetime | None
     grant_event_id: int | None
     confirm_event_id: int | None
+    # The language the person's mail and pages come in: "ja" or "en"; null: the list's.
+    language: str | None
     gate: GateVerdict
     created_at: datetime
     updated_at: datetime
@@ -158,6 +160,9 @@ class ConsentCreate(BaseModel):
     ip: IpAddress | None = None
     user_agent: Line1000 | None = None
     source_url: HttpUrlText | None = None
+    # The person's language for their mail and pages ("ja" or "en"). Absent: a new
+    # subscription follows the list's; an existing one keeps what it had.
+    language: Language | None = None
 
     @field_validator("obtained_at")
     @classmethod

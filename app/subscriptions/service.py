@@ -145,6 +145,7 @@ async def subscribe(
     consent_text: str,
     method: ConsentMethod,
     origin: RequestOrigin,
+    language: str | None = None,
 ) -> SignupOutcome:
     """A person asks for the list through a signup door (CC-1, CC-2, CC-3, CC-5, CR-1).
 
@@ -156,6 +157,12 @@ async def subscribe(
     A suppressed address already sent a confirmation today gets none and nothing is recorded
     (OO-7). Every path writes one outbox row (dropped at once when there is nothing to send), so
     a known address costs the same work as an unknown one.
+
+    ``language`` is the one the person signed up in (the page's, or their browser's), kept with
+    the subscription for its confirmation mail, pages and campaigns; None keeps what is there
+    (at first: the list's). Only a signup that records a grant sets it: a signup for an active
+    subscription changes nothing, so nobody can change another person's language by typing
+    their address into a form.
     """
     address_hash = hasher(email)
     subscriber, _ = await subscribers_repo.get_or_create(
@@ -213,6 +220,8 @@ async def subscribe(
     subscription.confirm_event_id = None
     subscription.confirmed_at = None
     subscription.requires_confirmation = needs_confirmation
+    if language is not None:
+        subscription.language = language
     subscription.updated_at = now
     if not needs_confirmation:
         subscription.status = SubscriptionStatus.ACTIVE
@@ -275,6 +284,8 @@ class ConfirmOutcome:
     # The wording recorded with the request this link was mailed for: what the mail showed,
     # what the confirm page shows, and so what the person confirms (CR-1).
     consent_text: str | None = None
+    # The subscription's language (None: the list's), for the page that answers.
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,19 +357,34 @@ async def _wording_quoted_in_mail(session: AsyncSession, request: ConsentEvent) 
     return registered is not None
 
 
-async def link_list(session: AsyncSession, grant_event_id: int) -> int | None:
-    """The list of an expired confirm link's request, if it still exists (to say what next)."""
-    request = await session.get(ConsentEvent, grant_event_id)
-    return request.list_id if request is not None else None
+@dataclass(frozen=True, slots=True)
+class LinkContext:
+    """The list, sender and person's language of a confirm link that cannot confirm."""
+
+    mailing_list: MailingList
+    sender: Sender
+    language: str | None  # the subscription's; None: the list's
 
 
-async def link_context(
-    session: AsyncSession, list_id: int | None
-) -> tuple[MailingList, Sender] | None:
-    """The list and sender a refused link belonged to, when known."""
-    if list_id is None or await session.get(MailingList, list_id) is None:
+async def refused_link_context(
+    session: AsyncSession, grant_event_id: int | None
+) -> LinkContext | None:
+    """Whose a refused confirm link was (expired, or its request over), when its request
+    still exists: the page then names the sender and the form, in the person's language."""
+    if grant_event_id is None:
         return None
-    return await _list_and_sender(session, list_id)
+    request = await session.get(ConsentEvent, grant_event_id)
+    if request is None or request.list_id is None:
+        return None
+    if await session.get(MailingList, request.list_id) is None:
+        return None
+    mailing_list, sender = await _list_and_sender(session, request.list_id)
+    language = (
+        await repo.subscription_language(session, request.subscriber_id, request.list_id)
+        if request.subscriber_id is not None
+        else None
+    )
+    return LinkContext(mailing_list, sender, language)
 
 
 async def confirm(
@@ -382,7 +408,11 @@ async def confirm(
     mailing_list, sender = target.mailing_list, target.sender
     if target.result is ConfirmResult.ALREADY_CONFIRMED:
         return ConfirmOutcome(
-            ConfirmResult.ALREADY_CONFIRMED, mailing_list, sender, target.consent_text
+            ConfirmResult.ALREADY_CONFIRMED,
+            mailing_list,
+            sender,
+            target.consent_text,
+            subscription.language,
         )
     now = utcnow()
     confirm_event = ConsentEvent(
@@ -427,7 +457,9 @@ async def confirm(
         confirm_event_id=confirm_event.id,
     )
     await session.flush()
-    return ConfirmOutcome(ConfirmResult.CONFIRMED, mailing_list, sender, target.consent_text)
+    return ConfirmOutcome(
+        ConfirmResult.CONFIRMED, mailing_list, sender, target.consent_text, subscription.language
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,11 +481,13 @@ async def record_consent(
     consent_text: str | None,
     origin: RequestOrigin,
     recorded_by: str,
+    language: str | None = None,
 ) -> RecordedConsent:
     """An operator records consent obtained elsewhere, with its evidence (CC-1, CC-4, CR-1).
 
     The evidence has been checked against the basis by the schema. An address under suppression
-    is refused: the admin API never lifts one (OO-6).
+    is refused: the admin API never lifts one (OO-6). ``language`` (the person's, for their mail
+    and pages) is set when given and kept as it was otherwise.
     """
     mailing_list, _sender = await _list_and_sender(session, list_id)
     address_hash = hasher(email)
@@ -496,6 +530,8 @@ async def record_consent(
     subscription.requires_confirmation = False
     subscription.confirm_event_id = None
     subscription.confirmed_at = None
+    if language is not None:
+        subscription.language = language
     subscription.updated_at = now
     await session.flush()
     return RecordedConsent(event, subscription)
@@ -622,6 +658,8 @@ class UnsubscribeTarget:
     subscriber: Subscriber | None
     # The address is already suppressed for this list (or was erased): the page says so.
     withdrawn: bool = False
+    # The person's language on this list (None: the list's), for the page.
+    language: str | None = None
 
 
 async def unsubscribe_target(
@@ -640,7 +678,12 @@ async def unsubscribe_target(
     withdrawn = subscriber is None or await repo.is_suppressed(
         session, hasher(subscriber.email), mailing_list.sender_id, mailing_list.id
     )
-    return UnsubscribeTarget(mailing_list, sender, subscriber, withdrawn)
+    language = (
+        await repo.subscription_language(session, subscriber.id, mailing_list.id)
+        if subscriber is not None
+        else None
+    )
+    return UnsubscribeTarget(mailing_list, sender, subscriber, withdrawn, language)
 
 
 async def unsubscribe_by_token(

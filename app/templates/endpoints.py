@@ -86,5 +86,6 @@ async def preview_template(
         template_id,
         subscriber_id=request.subscriber_id,
         list_id=request.list_id,
+        language=request.language.value if request.language else None,
     )
     return PreviewOut(subject=rendered.subject, html=rendered.html, text=rendered.text)

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, f
 from pydantic_core import PydanticCustomError
 
 from app.api_fields import JsonDbId, Line200, multi_line, single_line
+from app.models.enums import Language
 
 # MH-4: the subject becomes a header: one line, no control characters; the column is 998 long.
 SubjectSource = Annotated[
@@ -69,13 +70,16 @@ class TemplateOut(BaseModel):
 
 
 class PreviewRequest(BaseModel):
-    """Whom to render for (default: a sample recipient) and which list gives the sender, the
-    language and the footer (default: the subscriber's first list, else the first list)."""
+    """Whom to render for (default: a sample recipient) and which list gives the sender and the
+    footer (default: the subscriber's first list, else the first list). The footer's language
+    is ``language``, else the subscriber's on that list, else the list's: the one a campaign
+    would give that recipient."""
 
     model_config = ConfigDict(extra="forbid")
 
     subscriber_id: JsonDbId | None = None
     list_id: JsonDbId | None = None
+    language: Language | None = None
 
 
 class PreviewOut(BaseModel):

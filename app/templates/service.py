@@ -24,6 +24,7 @@ from app.models.enums import Language
 from app.runtime import Runtime
 from app.senders import repository as senders_repo
 from app.subscribers import repository as subscribers_repo
+from app.subscriptions import repository as subscriptions_repo
 from app.templates import repository as repo
 from app.templates.sandbox import check_single_line
 from app.templates.schemas import TemplateCreate, TemplateUpdate
@@ -174,6 +175,7 @@ async def preview(
     *,
     subscriber_id: int | None,
     list_id: int | None,
+    language: str | None = None,
 ) -> RenderedMessage:
     """What the recipient would get, rendered by the composer a campaign uses (MH-1 footer in
     both parts). The list gives the sender and the language: ``list_id``, else the subscriber's
@@ -209,6 +211,10 @@ async def preview(
     if subscriber is None:
         recipient = sample_recipient(runtime.settings)
     else:
+        if language is None:
+            language = await subscriptions_repo.subscription_language(
+                session, subscriber.id, mailing_list.id
+            )
         token = runtime.signer.unsubscribe_token(
             subscriber.id, mailing_list.id, subscriber.address_hash
         )
@@ -220,7 +226,7 @@ async def preview(
             unsubscribe_url=runtime.unsubscribe_url(token),
         )
     return await _off_the_loop(
-        _render_preview, template, sender, mailing_list, runtime.settings, recipient
+        _render_preview, template, sender, mailing_list, runtime.settings, recipient, language
     )
 
 
@@ -230,6 +236,7 @@ def _render_preview(
     mailing_list: MailingList,
     settings: Settings,
     recipient: Recipient,
+    language: str | None,
 ) -> RenderedMessage:
     composer = CampaignComposer.build(
         subject=template.subject,
@@ -239,5 +246,6 @@ def _render_preview(
         mailing_list=mailing_list,
         settings=settings,
         dkim=False,
+        language=language,
     )
     return composer.render(recipient)

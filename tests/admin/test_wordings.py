@@ -45,7 +45,9 @@ def _assert_unregistered(response: httpx.Response) -> None:
     assert response.status_code == 422
     body: dict[str, Any] = response.json()
     assert body["error"] == "UnregisteredWording"
-    assert body["detail"].startswith("consent_text: not a registered wording of this list")
+    # In the list's language (Japanese here), naming the field and where wordings are registered.
+    assert body["detail"].startswith("consent_text: このリストに登録された文言ではありません")
+    assert "/consent-texts" in body["detail"]
 
 
 async def test_cr1_single_opt_in_list_takes_only_registered_unretired_wordings_over_json(

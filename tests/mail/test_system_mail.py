@@ -104,3 +104,29 @@ def test_html_part_is_a_whole_document_with_the_link_in_words(language: str) -> 
     assert button
     assert button.group(1) == CONFIRM_URL
     assert button.group(2) == ("登録を確認する" if language == "ja" else "Confirm my subscription")
+
+
+def test_cc3_the_confirmation_comes_in_the_persons_language_whatever_the_lists() -> None:
+    """Issue #11: a person who signed up in English on a Japanese list reads an English
+    confirmation; one who said nothing reads the list's language."""
+    japanese_list = make_list("ja")
+    for language, expected, words in (
+        ("en", "en", "If it was you, open the link below"),
+        (None, "ja", "お申し込みいただきました"),
+    ):
+        data = SystemMail().confirmation(
+            to="mary@example.com",
+            mailing_list=japanese_list,
+            sender=make_sender(),
+            confirm_url=CONFIRM_URL,
+            expires_days=7,
+            language=language,
+        )
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        text_part = message.get_body(("plain",))
+        html_part = message.get_body(("html",))
+        assert text_part is not None
+        assert html_part is not None
+        assert words in str(text_part.get_content())
+        assert f'<html lang="{expected}">' in str(html_part.get_content())

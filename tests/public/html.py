@@ -34,6 +34,14 @@ class Page:
     def label_for(self, element_id: str) -> str:
         return self.labels[element_id]
 
+    def link(self, element_id: str) -> str:
+        """The href of the link with this id."""
+        found = [e for e in self.elements if e.tag == "a" and e.attrs.get("id") == element_id]
+        assert len(found) == 1, f"expected one link #{element_id}, found {len(found)}"
+        href = found[0].attrs.get("href")
+        assert href
+        return href
+
 
 class _Reader(HTMLParser):
     def __init__(self) -> None:

@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page, Request, async_playwright
 
 from app.config import Settings
 from app.main import create_app
-from app.models import ConsentEvent, MailingList
+from app.models import ConsentEvent, ConsentText, MailingList
 from app.models.enums import ConsentEventKind, ConsentMethod, SubscriptionStatus, SuppressionScope
 from app.runtime import Runtime
 from app.subscriptions.repository import GateVerdict, check_gate
@@ -216,12 +216,17 @@ async def test_cc2_english_form_and_a_bad_link_in_a_browser(
     assert await page.inner_text("h1") == "Check your mailbox"
     assert await subscriber_by_email(runtime, "mary@example.com") is not None
 
+    # A link nobody can read: in the browser's language, with the other one a click away.
     response = await page.goto(f"{live.base_url}/unsubscribe/not-a-real-token")
     assert response is not None
     assert response.status == 400
     text: Any = read_page(await page.content()).text
-    assert "このリンクは無効か" in text
     assert "This link is not valid" in text
+    async with page.expect_navigation():
+        await page.click("#language-switch")
+    assert page.url == f"{live.base_url}/unsubscribe/not-a-real-token?lang=ja"
+    assert await page.get_attribute("html", "lang") == "ja"
+    assert "このリンクは無効か" in await page.inner_text("main")
 
 
 async def test_cc3_cr1_double_signup_then_the_first_mails_link_confirms_in_a_browser(
@@ -260,3 +265,49 @@ async def test_cc3_cr1_double_signup_then_the_first_mails_link_confirms_in_a_bro
     assert confirm_event.evidence["grant_event_id"] == first_grant.id
     assert confirm_event.consent_text_hash == first_grant.consent_text_hash
     assert second_grant.kind == ConsentEventKind.GRANT
+
+
+async def test_cc2_cc3_switching_the_form_to_english_signs_up_in_english_in_a_browser(
+    live: LiveServer, browser: Browser, smtp_server: SmtpServer
+) -> None:
+    """Issue #11: a person opens a Japanese list's form in Japanese, switches it to English,
+    signs up, and from then on reads English: the answer, the confirmation mail, the confirm
+    page and its answer (CC-2: the English wording beside the box is what the ledger records,
+    CR-1)."""
+    runtime = live.runtime
+    sender = await make_sender(runtime)
+    news = await make_list(runtime, sender)
+    page = await browser.new_page(locale="ja-JP")
+    await page.goto(f"{live.base_url}/subscribe/news")
+    assert await page.get_attribute("html", "lang") == "ja"
+    assert await page.inner_text("#language-switch") == "English"
+
+    async with page.expect_navigation():
+        await page.click("#language-switch")
+    assert page.url == f"{live.base_url}/subscribe/news?lang=en"
+    assert await page.get_attribute("html", "lang") == "en"
+    assert await page.inner_text("h1") == "Subscribe to “承諾ニュース”"
+    wording = await page.inner_text("label[for=consent]")
+    assert "I agree to receive the newsletter" in wording
+    await page.fill("#email", "mary@example.com")
+    await page.locator("#consent").check()
+    await _submit(page)
+    assert await page.inner_text("h1") == "Check your mailbox"
+    assert await page.inner_text("#language-switch") == "日本語"
+
+    subscription = await subscription_of(runtime, "mary@example.com", news.id)
+    assert subscription is not None
+    assert subscription.language == "en"
+    [grant] = await events_of(runtime, "mary@example.com")
+    async with runtime.sessionmaker() as session:
+        recorded = await session.get(ConsentText, grant.consent_text_hash)
+    assert recorded is not None
+    assert " ".join(recorded.text.split()) == " ".join(wording.split())
+
+    await wait_for(lambda: bool(smtp_server.messages_to("mary@example.com")))
+    [mail] = smtp_server.messages_to("mary@example.com")
+    assert mail.message["Subject"].startswith("Please confirm your subscription")
+    await page.goto(confirm_url_in(mail))
+    assert await page.inner_text("h1") == "Confirm your subscription"
+    await _submit(page, "main button")
+    assert await page.inner_text("h1") == "You are subscribed"

@@ -141,5 +141,6 @@ async def test_sender_identity_in_the_footer_and_only_web_urls_become_links(
     response = await client.get("/subscribe/js")
     page = read_page(response.text)
     hrefs = [e.attrs.get("href") for e in page.elements if e.tag == "a"]
-    assert hrefs == ["mailto:support@shodaku-shoji.example"]
+    # The sender's contact, beside this page's own switch to English.
+    assert hrefs == ["/subscribe/js?lang=en", "mailto:support@shodaku-shoji.example"]
     assert "javascript:alert(1)" in page.text  # shown as inert text

@@ -103,10 +103,19 @@ async def test_unknown_list_is_a_404_page(client: httpx.AsyncClient) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
     assert "登録フォームは見つかりませんでした" in response.text
-    assert "There is no signup form" in response.text
+    # In English by the page's switch, or for a browser that prefers English.
+    switch = read_page(response.text).link("language-switch")
+    assert switch == "/subscribe/no-such-list?lang=en"
+    for english in (
+        await client.get(switch),
+        await client.get("/subscribe/no-such-list", headers={"Accept-Language": "en-GB,en"}),
+    ):
+        assert english.status_code == 404
+        assert "There is no signup form" in english.text
     answer = await client.post("/subscribe/no-such-list", json={"email": "a@example.jp"})
     assert answer.status_code == 404
     assert answer.json()["error"] == "NotFound"
+    assert answer.json()["detail"] == "該当するリストはありません。"
 
 
 async def test_form_escapes_what_the_sender_typed(

@@ -63,7 +63,8 @@ def test_a_message_of_an_iso_2022_jp_list_is_written_in_it_and_reads_as_the_utf_
     assert text == utf8_text
     assert "佐藤一郎様" in text
     assert "今後このようなメールの受信を希望されない場合は" in text
-    assert reader.unsubscribe_url in text and reader.unsubscribe_url in html
+    assert reader.unsubscribe_url in text
+    assert reader.unsubscribe_url in html
     assert '<meta charset="ISO-2022-JP">' in html
     assert 'charset="utf-8"' not in html
     # Apart from the container's random id and the declared charset, the same document.
@@ -86,7 +87,8 @@ def test_a_recipient_whose_name_is_out_of_reach_gets_the_whole_message_in_utf_8(
     assert str(message["To"]) == "髙橋一郎 <takahashi@example.jp>"
     assert str(message["Subject"]) == "髙橋一郎様へ 今月のお知らせ"
     text, html = parts(message)
-    assert "髙橋一郎様" in text and "髙橋一郎様" in html
+    assert "髙橋一郎様" in text
+    assert "髙橋一郎様" in html
     assert text.split("\n")[0] == "髙橋一郎様"
     assert '<meta charset="utf-8">' in html
     [record] = [r for r in caplog.records if "UTF-8" in r.getMessage()]

@@ -575,7 +575,7 @@ class CampaignComposer:
     def _compose_jis(
         self, skeleton: _JisSkeleton, recipient: Recipient, message: RenderedMessage
     ) -> bytes | None:
-        """The message in ISO-2022-JP (RFC 1468): headers in its encoded words, both parts in
+        """MH-4: the message in ISO-2022-JP (RFC 1468): headers in its encoded words, both parts in
         it, the HTML document declaring it. None when this recipient's message has a character
         ISO-2022-JP cannot carry: it then goes out in UTF-8, every character intact."""
         subject = skeleton.subject

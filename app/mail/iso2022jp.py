@@ -1,4 +1,4 @@
-"""ISO-2022-JP (RFC 1468) for lists whose readers are on Japanese carrier addresses.
+"""ISO-2022-JP (RFC 1468) for lists whose readers are on Japanese carrier addresses (MH-4).
 
 Many Japanese mobile carriers' mail software still shows ISO-2022-JP best, and some show a UTF-8
 mail as garbage. ISO-2022-JP covers JIS X 0208 and ASCII only: no half-width katakana, no NEC or

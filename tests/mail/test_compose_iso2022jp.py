@@ -31,7 +31,7 @@ def _raw(data: bytes, name: str) -> str:
 
 
 def test_a_message_of_an_iso_2022_jp_list_is_written_in_it_and_reads_as_the_utf_8_one() -> None:
-    """Subject, From, To and List-Id in ISO-2022-JP encoded words of at most 75 characters on
+    """MH-4: Subject, From, To and List-Id in ISO-2022-JP encoded words of at most 75 characters on
     lines of at most 76 (RFC 2047); both parts ISO-2022-JP, 7bit, with the footer (MH-1); the
     HTML document says so in its own meta; List-Unsubscribe unchanged (MH-3)."""
     reader = recipient()

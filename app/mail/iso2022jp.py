@@ -63,13 +63,16 @@ def unencodable(text: str) -> list[str]:
     """The distinct characters of ``text`` that ISO-2022-JP cannot carry, in order of first use."""
     if encode(text) is not None:
         return []
-    found: dict[str, None] = {}
-    for char in mend(text):
-        if char in found or (char.isascii() and char not in _SHIFTS):
-            continue
-        if encode(char) is None:
-            found[char] = None
-    return list(found)
+    mended = mend(text)
+    # Each distinct character tried once (a set is built in C): a long message that falls back
+    # to UTF-8 is named in milliseconds, not a Python step per character.
+    found = [
+        char
+        for char in set(mended)
+        if char in _SHIFTS or (not char.isascii() and _char_code(char) is None)
+    ]
+    found.sort(key=mended.index)
+    return found
 
 
 def describe(characters: list[str]) -> str:

@@ -23,7 +23,8 @@ class ErrorBody(BaseModel):
     a person.
 
     Some errors add fields: ``errors`` (each failed field of a 422 ValidationError) and
-    ``reasons`` (each failed check of a campaign's send preflight).
+    ``reasons`` (each failed check of a campaign's send preflight) with, when the list's charset
+    cannot carry some characters, ``unencodable`` (those characters by where they are).
     """
 
     model_config = ConfigDict(extra="allow")

@@ -109,3 +109,35 @@ def test_in_memory_databases_create_no_file(url: str, tmp_path: Path) -> None:
     before = set(Path.cwd().iterdir())
     create_private_sqlite_file(url)
     assert set(Path.cwd().iterdir()) == before
+
+
+LIST_CHARSET = "3b7d2e9c5a14"
+
+
+def test_lists_from_before_the_charset_setting_keep_writing_utf_8(tmp_path: Path) -> None:
+    """A list created before lists had a charset keeps the UTF-8 its mails always had; going
+    back removes the column and keeps the rows, with ids still never reused (DS-6)."""
+    path = tmp_path / "charset.db"
+    config = _alembic_config(f"sqlite+aiosqlite:///{path}")
+    before = ScriptDirectory.from_config(config).get_revision(LIST_CHARSET).down_revision
+    assert isinstance(before, str)
+    command.upgrade(config, before)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO senders (id, name, postal_address, from_email, created_at, updated_at)"
+            " VALUES (1, 's', 'a', 'n@example.jp', '2026-01-01', '2026-01-01')"
+        )
+        conn.execute(
+            "INSERT INTO mailing_lists (id, sender_id, name, slug, purpose, double_opt_in,"
+            " language, created_at, updated_at)"
+            " VALUES (3, 1, 'n', 'n', 'p', 1, 'ja', '2026-01-01', '2026-01-01')"
+        )
+    command.upgrade(config, LIST_CHARSET)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT id, charset FROM mailing_lists").fetchall() == [(3, "utf-8")]
+    command.downgrade(config, before)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT * FROM mailing_lists").fetchone()[0] == 3
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(mailing_lists)")]
+    assert "charset" not in columns
+    assert _autoincrement(path)["mailing_lists"] is True

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,10 +18,14 @@ from app.campaigns import repository as repo
 from app.campaigns.schemas import CampaignCreate
 from app.config import Settings
 from app.errors import AppError, Conflict, InvalidInput, NotFound
+from app.mail import iso2022jp
 from app.models import Campaign, CampaignVariant, MailingList, Sender, Template
 from app.models.base import utcnow
-from app.models.enums import CampaignStatus
+from app.models.enums import CampaignStatus, Charset
 from app.senders.service import missing_identity
+
+if TYPE_CHECKING:
+    from app.mail.compose import CampaignComposer, Recipient
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +146,9 @@ async def send_campaign(
 
     Refused with 409 and every reason at once: a sender identity lacking any item the law
     requires in each message, a template (the main one or a language's) that does not render
-    or that places the footer where nobody would see it, a list with nobody who may be mailed.
-    The templates are copied into the campaign so later edits cannot change it.
+    or that places the footer where nobody would see it, characters the list's charset cannot
+    carry, a list with nobody who may be mailed. The templates are copied into the campaign so
+    later edits cannot change it.
     """
     from app.mail.compose import CampaignComposer, Recipient
 
@@ -162,6 +168,7 @@ async def send_campaign(
     missing = missing_identity(sender)
     if missing:
         reasons.append("sender identity incomplete (SG-3): missing " + ", ".join(missing))
+    unencodable: dict[str, list[str]] = {}
     # Every version is tried as it will be sent: the main one with the list's language, each
     # language's with its own (the footer and the document's language, MH-1).
     versions: list[tuple[str, str | None, Template | None]] = [("", None, template)]
@@ -178,7 +185,9 @@ async def send_campaign(
             reasons.append(f"{label}template: it no longer exists")
             continue
 
-        def try_template(version: Template = version, language: str | None = language) -> None:
+        def try_template(
+            version: Template = version, language: str | None = language
+        ) -> dict[str, list[str]]:
             composer = CampaignComposer.build(
                 subject=version.subject,
                 html=version.html,
@@ -188,31 +197,45 @@ async def send_campaign(
                 settings=settings,
                 language=language,
             )
-            composer.compose(
-                Recipient(
-                    subscriber_id=0,
-                    email="taro@example.jp",
-                    name="山田太郎",
-                    attributes={},
-                    unsubscribe_url=f"{settings.base_url}/unsubscribe/preflight",
-                )
+            sample = Recipient(
+                subscriber_id=0,
+                email="taro@example.jp",
+                name="山田太郎",
+                attributes={},
+                unsubscribe_url=f"{settings.base_url}/unsubscribe/preflight",
             )
+            composer.compose(sample)
+            if mailing_list.charset != Charset.ISO_2022_JP:
+                return {}
+            return _not_in_iso2022jp(composer, sample, sender, mailing_list)
 
         try:
             # CPU work of up to about a second for a template at the sandbox's limits: off the
             # event loop, so other requests are not held meanwhile (DS-6).
-            await asyncio.to_thread(try_template)
+            found = await asyncio.to_thread(try_template)
         except AppError as exc:
             reasons.append(f"{label}template does not render: {exc.detail}")
+            continue
         except Exception as exc:  # a template error of any kind is a preflight reason
             reasons.append(f"{label}template does not render: {type(exc).__name__}: {exc}")
+            continue
+        for where, characters in found.items():
+            if label and where in ("sender identity", "list name"):
+                continue  # the same in every version: named once, for the main one
+            unencodable[f"{label}{where}"] = characters
+    for where, characters in unencodable.items():
+        reasons.append(
+            f"{where}: ISO-2022-JP, the list's charset, cannot carry "
+            f"{iso2022jp.describe(characters)}; replace them, or set the list's charset to utf-8"
+        )
     warnings = _dkim_check(settings, sender, reasons)
     if await repo.count_mailable(session, campaign) == 0:
         reasons.append("the list has no recipient who may be mailed now (SG-1)")
     if reasons:
-        raise PreflightFailed(
-            "The campaign cannot be sent: " + "; ".join(reasons), extra={"reasons": reasons}
-        )
+        extra: dict[str, object] = {"reasons": reasons}
+        if unencodable:
+            extra["unencodable"] = unencodable
+        raise PreflightFailed("The campaign cannot be sent: " + "; ".join(reasons), extra=extra)
     assert template is not None
     now = utcnow()
     # The copies that go out: later edits of the templates cannot change the campaign.
@@ -231,6 +254,37 @@ async def send_campaign(
         session, principal, "campaign.send", "campaign", campaign.id, {"status": campaign.status}
     )
     return Started(campaign, dispatch=campaign.status == CampaignStatus.SENDING, warnings=warnings)
+
+
+def _not_in_iso2022jp(
+    composer: CampaignComposer, sample: Recipient, sender: Sender, mailing_list: MailingList
+) -> dict[str, list[str]]:
+    """The characters ISO-2022-JP cannot carry, by where they are: the subject and the template
+    as rendered for the sample recipient, the sender's identity (the From name and the legal
+    footer, MH-1), the list's name (List-Id and the footer).
+
+    A refusal, not a warning: the list promises its readers ISO-2022-JP, and such a character,
+    the same in every message, would send every message in UTF-8 instead. Characters with a JIS
+    twin (～, half-width kana) are mended, not named. A recipient's own data (a name with 髙)
+    cannot be checked here: that one message goes out in UTF-8."""
+    output = composer.template_output(sample)
+    identity = (
+        sender.from_name,
+        sender.name,
+        sender.responsible_person,
+        sender.postal_address,
+        sender.contact_email,
+        sender.contact_phone,
+        sender.contact_url,
+    )
+    places = {
+        "subject": output.subject,
+        "template": f"{output.text}\n{output.html}",
+        "sender identity": "\n".join(value for value in identity if value),
+        "list name": mailing_list.name,
+    }
+    found = {where: iso2022jp.unencodable(text) for where, text in places.items()}
+    return {where: characters for where, characters in found.items() if characters}
 
 
 def _dkim_check(settings: Settings, sender: Sender, reasons: list[str]) -> list[str]:

@@ -23,6 +23,7 @@ the composer falls back to converting each rendered HTML, correct but slow.
 from __future__ import annotations
 
 import html as html_lib
+import logging
 import re
 import secrets
 import time
@@ -45,15 +46,19 @@ from jinja2 import (
 from markupsafe import Markup
 
 from app.config import Settings
+from app.mail import iso2022jp
 from app.mail.dkim import DkimKeyring, DkimSigner
-from app.mail.html_document import HtmlPart
+from app.mail.html_document import HtmlPart, declare_charset
 from app.mail.mime import (
     CRLF,
     HARD_LINE,
     UnsafeHeaderValue,
     encoded_words,
     header_text,
+    header_text_jis,
     mailbox,
+    mailbox_jis,
+    phrase_jis,
     text_part,
 )
 from app.mail.mime import base64_body as _base64_body
@@ -66,6 +71,7 @@ from app.mail.system_mail import (
     sender_domain,
 )
 from app.models import MailingList, Sender
+from app.models.enums import Charset
 from app.templates.sandbox import (
     TEXT_ENV,
     TemplateInvalid,
@@ -80,6 +86,7 @@ __all__ = [
     "Recipient",
     "RenderedMessage",
     "TemplateInvalid",
+    "TemplateOutput",
     "UnsafeHeaderValue",
     "Version",
     "derive_text_source",
@@ -88,6 +95,8 @@ __all__ = [
     "mailbox",
     "sample_recipient",
 ]
+
+log = logging.getLogger(__name__)
 
 _URL = re.compile(r"https?://[!-;=?-~]+")  # printable ASCII without '<' and '>', no spaces
 _LIST_ID_LABEL = re.compile(r"[^A-Za-z0-9-]+")
@@ -120,6 +129,25 @@ class RenderedMessage:
     subject: str
     html: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateOutput:
+    """What the template itself writes for one recipient, the footer left out: the subject,
+    the text part's body, and the HTML document up to the footer."""
+
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
+class _JisSkeleton:
+    """What of a message in ISO-2022-JP is the same for every recipient of the campaign."""
+
+    fixed_headers: bytes  # From to the first boundary, as in the UTF-8 skeleton
+    separator: bytes  # the boundary between the text part and the HTML part
+    subject: str | None  # the Subject header, when it is the same for everyone
 
 
 _BLANK_RUN = re.compile(r"\n{3,}")
@@ -276,6 +304,7 @@ class CampaignComposer:
         "_fixed_headers",
         "_footer",
         "_html",
+        "_jis",
         "_message_id_domain",
         "_signer",
         "_subject",
@@ -294,6 +323,7 @@ class CampaignComposer:
     _fixed_headers: bytes
     _footer: _Footer
     _html: HtmlPart
+    _jis: _JisSkeleton | None
     _message_id_domain: str
     _signer: DkimSigner | None
     _subject: Template
@@ -322,6 +352,10 @@ class CampaignComposer:
         ``language`` is that of the recipients it composes for: the legal footer is in it
         (MH-1); default, the list's. ``content_language`` is the template's, for the HTML
         document's ``lang`` (the footer says its own); default, ``language``.
+
+        A list whose charset is ISO-2022-JP gets its messages in ISO-2022-JP; one that it cannot
+        carry (a character of a recipient's name, say) goes out in UTF-8, never mended into
+        other characters or with characters lost.
 
         Raises :class:`TemplateInvalid` for a template that does not compile, does not render for
         the sample recipient, puts ``{{ footer }}`` where nobody would see it or leaves markup
@@ -364,10 +398,12 @@ class CampaignComposer:
         sample = sample_recipient(settings)
         sample_context = self._context(sample)
         # A subject that uses no per-recipient variable is the same for everyone: encode it once.
+        fixed_subject: str | None = None
         if meta.find_undeclared_variables(TEXT_ENV.parse(subject)) - _CAMPAIGN_VARIABLES:
             self._subject_header = None
         else:
-            self._subject_header = header_text("Subject", self._render_subject(sample_context))
+            fixed_subject = self._render_subject(sample_context)
+            self._subject_header = header_text("Subject", fixed_subject)
         marker = f"shodakufooter{secrets.token_hex(12)}"
         if marker in self._render_subject({**sample_context, "footer": marker}):
             raise TemplateInvalid("subject: the footer cannot be placed in the subject.")
@@ -384,25 +420,66 @@ class CampaignComposer:
             except TemplateInvalid:
                 self._text = None  # converted per recipient instead: slower, always right
 
-        self._build_skeleton(sender, mailing_list)
+        self._build_skeleton(sender, mailing_list, fixed_subject)
         return self
 
-    def _build_skeleton(self, sender: Sender, mailing_list: MailingList) -> None:
+    def _build_skeleton(
+        self, sender: Sender, mailing_list: MailingList, fixed_subject: str | None
+    ) -> None:
         domain = self._message_id_domain
         label = _LIST_ID_LABEL.sub("-", mailing_list.slug).strip("-") or f"list-{mailing_list.id}"
+        list_id = f"{label}.{domain}"
         list_name = _check_header_value("list name", mailing_list.name)
+        from_name = sender.from_name or sender.name
         if _plain_ascii(list_name):
             list_phrase = '"' + list_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            list_header = f"{list_phrase} <{list_id}>"
         else:
-            list_phrase = encoded_words(list_name)
+            list_header = f"{encoded_words(list_name)} <{list_id}>"
         boundary = f"=_shodaku_{secrets.token_hex(16)}"
-        headers = [
-            "From: " + mailbox(sender.from_name or sender.name, sender.from_email, "From"),
-        ]
+        self._fixed_headers = self._skeleton_headers(
+            mailbox(from_name, sender.from_email, "From"), sender, list_header, boundary
+        )
+        self._boundary_html = (
+            f"{CRLF}--{boundary}{CRLF}"
+            f'Content-Type: text/html; charset="utf-8"{CRLF}'
+            f"Content-Transfer-Encoding: base64{CRLF}{CRLF}"
+        ).encode("ascii")
+        self._end = f"{CRLF}--{boundary}--{CRLF}".encode("ascii")
+        self._jis = None
+        if mailing_list.charset != Charset.ISO_2022_JP:
+            return
+        jis_list_header = (
+            list_header if _plain_ascii(list_name) else phrase_jis("List-Id", list_name, list_id)
+        )
+        from_header = mailbox_jis(from_name, sender.from_email, "From")
+        subject_header = (
+            None if fixed_subject is None else header_text_jis("Subject", fixed_subject)
+        )
+        if jis_list_header is None or from_header is None or (fixed_subject and not subject_header):
+            # The sender's name, the list's name or the subject, the same in every message, is
+            # out of ISO-2022-JP's reach (the preflight refuses that): every message in UTF-8.
+            log.warning(
+                "list %s: messages go out in UTF-8; ISO-2022-JP cannot carry %s",
+                mailing_list.id,
+                iso2022jp.describe(
+                    iso2022jp.unencodable(f"{from_name}{list_name}{fixed_subject or ''}")
+                ),
+            )
+            return
+        self._jis = _JisSkeleton(
+            fixed_headers=self._skeleton_headers(from_header, sender, jis_list_header, boundary),
+            separator=f"{CRLF}--{boundary}{CRLF}".encode("ascii"),
+            subject=subject_header,
+        )
+
+    @staticmethod
+    def _skeleton_headers(from_header: str, sender: Sender, list_id: str, boundary: str) -> bytes:
+        headers = ["From: " + from_header]
         if sender.reply_to:
             headers.append("Reply-To: " + mailbox(None, sender.reply_to, "Reply-To"))
         headers += [
-            f"List-Id: {list_phrase} <{label}.{domain}>",
+            f"List-Id: {list_id}",
             # MH-3: RFC 8058 one-click; the URI itself is written per recipient.
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
             "MIME-Version: 1.0",
@@ -411,13 +488,7 @@ class CampaignComposer:
             f"--{boundary}",
             "",
         ]
-        self._fixed_headers = CRLF.join(headers).encode("ascii")
-        self._boundary_html = (
-            f"{CRLF}--{boundary}{CRLF}"
-            f'Content-Type: text/html; charset="utf-8"{CRLF}'
-            f"Content-Transfer-Encoding: base64{CRLF}{CRLF}"
-        ).encode("ascii")
-        self._end = f"{CRLF}--{boundary}--{CRLF}".encode("ascii")
+        return CRLF.join(headers).encode("ascii")
 
     def _context(self, recipient: Recipient) -> dict[str, Any]:
         context = dict(self._base_context)
@@ -430,6 +501,25 @@ class CampaignComposer:
     def _render_subject(self, context: Mapping[str, Any]) -> str:
         return render_part("subject", self._subject, context).strip()
 
+    def _text_body(self, context: Mapping[str, Any]) -> str:
+        if self._text is not None:
+            try:
+                return self._text.render(context)
+            except Exception as exc:
+                if not self._derived_text:
+                    raise render_error("text", exc) from exc
+        return html_to_text(self._html.plain(context))
+
+    def template_output(self, recipient: Recipient) -> TemplateOutput:
+        """What the template writes for this recipient, the footer left out (for the preflight,
+        which tells the template's characters from the sender's)."""
+        context = self._context(recipient)
+        return TemplateOutput(
+            subject=self._render_subject(context),
+            text=_CONTROLS.sub("", self._text_body(context)),
+            html=self._html.content(context),
+        )
+
     def render(self, recipient: Recipient) -> RenderedMessage:
         """The subject and both bodies for one recipient, the legal footer in both (MH-1)."""
         url = recipient.unsubscribe_url
@@ -437,15 +527,7 @@ class CampaignComposer:
             raise UnsafeHeaderValue("the unsubscribe URL is not a single http(s) URL.")
         context = self._context(recipient)
         subject = self._render_subject(context)
-        if self._text is not None:
-            try:
-                text_body = self._text.render(context)
-            except Exception as exc:
-                if not self._derived_text:
-                    raise render_error("text", exc) from exc
-                text_body = html_to_text(self._html.plain(context))
-        else:
-            text_body = html_to_text(self._html.plain(context))
+        text_body = self._text_body(context)
         return RenderedMessage(
             subject=subject,
             html=self._html.render(context, url),
@@ -475,6 +557,10 @@ class CampaignComposer:
         url = recipient.unsubscribe_url
         if len(url) > HARD_LINE - len("List-Unsubscribe: <>"):
             raise UnsafeHeaderValue("the unsubscribe URL is too long for one header line.")
+        if self._jis is not None:
+            jis = self._compose_jis(self._jis, recipient, message)
+            if jis is not None:
+                return self._signer.sign(jis) if self._signer is not None else jis
         subject = self._subject_header
         if subject is None:
             subject = header_text("Subject", message.subject)
@@ -500,6 +586,48 @@ class CampaignComposer:
         if self._signer is not None:
             return self._signer.sign(data)
         return data
+
+    def _compose_jis(
+        self, skeleton: _JisSkeleton, recipient: Recipient, message: RenderedMessage
+    ) -> bytes | None:
+        """MH-4: the message in ISO-2022-JP (RFC 1468): headers in its encoded words, both parts in
+        it, the HTML document declaring it. None when this recipient's message has a character
+        ISO-2022-JP cannot carry: it then goes out in UTF-8, every character intact."""
+        subject = skeleton.subject
+        if subject is None:
+            subject = header_text_jis("Subject", message.subject)
+        to = mailbox_jis(recipient.name, recipient.email, "To")
+        text = iso2022jp.text_part("text/plain", message.text)
+        html = iso2022jp.text_part("text/html", declare_charset(message.html, iso2022jp.CHARSET))
+        if subject is None or to is None or text is None or html is None:
+            # The subscriber's id, never the address (DS-6); the characters are what to fix.
+            log.info(
+                "subscriber %s: message sent in UTF-8; ISO-2022-JP cannot carry %s",
+                recipient.subscriber_id,
+                iso2022jp.describe(
+                    iso2022jp.unencodable(
+                        f"{message.subject}{recipient.name or ''}{message.text}{message.html}"
+                    )
+                ),
+            )
+            return None
+        head = (
+            f"Date: {self._date_header()}{CRLF}"
+            f"To: {to}{CRLF}"
+            f"Subject: {subject}{CRLF}"
+            f"Message-ID: {make_message_id(self._message_id_domain)}{CRLF}"
+            f"List-Unsubscribe: <{recipient.unsubscribe_url}>{CRLF}"
+        )
+        return b"".join(
+            (
+                head.encode("ascii"),
+                skeleton.fixed_headers,
+                text,
+                skeleton.separator,
+                html,
+                self._end,
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)

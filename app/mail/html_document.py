@@ -67,7 +67,13 @@ from app.templates.sandbox import (
     weigh_output,
 )
 
-__all__ = ["HtmlPart", "TemplateInvalid", "scope_stylesheet", "strip_sentinels"]
+__all__ = [
+    "HtmlPart",
+    "TemplateInvalid",
+    "declare_charset",
+    "scope_stylesheet",
+    "strip_sentinels",
+]
 
 # --- the document Shodaku writes -------------------------------------------------------------
 
@@ -122,6 +128,9 @@ _FOOTER_BLOCK_STYLE: Final = ";".join(
 )
 _BODY_STYLE: Final = "margin:0;padding:0;background:#ffffff;color:#222222"
 _END: Final = "</div></body></html>"
+# The document's own charset declaration, the first <meta> of every document written here (the
+# template's own <meta> elements are dropped, and its text is escaped, so no other can precede).
+_META_UTF8: Final = '<meta charset="utf-8">'
 _PROBE_URL: Final = "https://example.invalid/unsubscribe"
 
 # --- writing the template's content back from the parsed tree ---------------------------------
@@ -206,6 +215,12 @@ _NOT_TEXT = re.compile("[<>\"']")
 # Found by one linear pass over '<', '>', whitespace and placeholder openings (a regex that
 # tried every '<' was quadratic on a skeleton of many '<' and no placeholder: DS-6).
 _LESS_THAN_SCAN = re.compile(f"[<>\\t\\n\\f\\r {_OPEN}]")
+
+
+def declare_charset(document: str, charset: str) -> str:
+    """A document written here, its ``<meta charset>`` naming ``charset`` instead of UTF-8, for
+    a part sent in that charset: a browser must read the bytes as the mail says they are."""
+    return document.replace(_META_UTF8, f'<meta charset="{charset}">', 1)
 
 
 def _placeholder_after_less_than(skeleton: str) -> bool:
@@ -728,6 +743,11 @@ class HtmlPart:
 
     def render(self, context: Mapping[str, Any], unsubscribe_url: str) -> str:
         """The complete HTML document for one recipient, the footer visible after the content."""
+        return self.content(context) + self._footer(unsubscribe_url) + _END
+
+    def content(self, context: Mapping[str, Any]) -> str:
+        """The document for one recipient up to the footer: Shodaku's head and the template's
+        content in its box, without the footer's own markup and text."""
         values: list[str] = []
         token = _VALUES.set(values if self._skeletons else None)
         try:
@@ -753,7 +773,7 @@ class HtmlPart:
                     out.append(values[index])
                     out.append(pieces[k])
                 head = "".join(out)
-        return head + self._footer(unsubscribe_url) + _END
+        return head
 
     def plain(self, context: Mapping[str, Any]) -> str:
         """The template's own rendering, as Jinja gives it (for converting to text)."""
@@ -811,7 +831,7 @@ class HtmlPart:
         )
         return (
             f'<!doctype html>\n<html lang="{self._language}" style="background:#ffffff">'
-            '<head><meta charset="utf-8">'
+            f"<head>{_META_UTF8}"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"{title}{style}</head>\n"
             f'<body style="{_BODY_STYLE}">'

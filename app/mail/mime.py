@@ -12,12 +12,15 @@ import binascii
 from email.utils import formataddr
 
 from app.errors import InvalidInput
+from app.mail import iso2022jp
 
 CRLF = "\r\n"
 # RFC 5322 asks for lines of at most 78 characters where possible; 998 is the hard limit.
 SOFT_LINE = 78
 HARD_LINE = 998
 _BASE64_LINE = 76
+# RFC 2047: a header line that holds an encoded word is at most 76 characters.
+ENCODED_LINE = 76
 # UTF-8 bytes per RFC 2047 encoded word: 42 bytes -> 56 base64 characters, 68 with the
 # "=?utf-8?b?" and "?=" around them, so even "Subject: " plus one word stays within 78 (and
 # every word within RFC 2047's 75).
@@ -98,20 +101,62 @@ def header_text(name: str, value: str) -> str:
     return encoded_words(value)
 
 
-def mailbox(display_name: str | None, address: str, field: str) -> str:
-    """``Name <address>``: quoted when ASCII, encoded words when not."""
+def header_text_jis(name: str, value: str) -> str | None:
+    """``header_text`` for a message in ISO-2022-JP: plain ASCII written the same way, anything
+    else as ISO-2022-JP encoded words, the first leaving room for the header's name (RFC 1468,
+    RFC 2047); None when ISO-2022-JP cannot carry the value."""
+    check_header_value(name, value)
+    if not value or plain_ascii(value):
+        return header_text(name, value)
+    return iso2022jp.encoded_words(value, first_width=ENCODED_LINE - len(name) - 2)
+
+
+def _check_address(address: str, field: str) -> None:
     check_header_value(field, address)
     if any(c in address for c in '<>, \t"') or "@" not in address:
         raise UnsafeHeaderValue(f"{field} address is not a single plain address.")
     if not address.isascii():
         # A non-ASCII mailbox needs SMTPUTF8 end to end, which this composer does not offer.
         raise UnsafeHeaderValue(f"{field} address is not ASCII; it cannot be sent.")
+
+
+def _ascii_phrase(display_name: str) -> bool:
+    return display_name.isascii() and display_name.isprintable() and "=?" not in display_name
+
+
+def mailbox(display_name: str | None, address: str, field: str) -> str:
+    """``Name <address>``: quoted when ASCII, encoded words when not."""
+    _check_address(address, field)
     if not display_name:
         return address
     check_header_value(field, display_name)
-    if display_name.isascii() and display_name.isprintable() and "=?" not in display_name:
+    if _ascii_phrase(display_name):
         return formataddr((display_name, address))
     return f"{encoded_words(display_name)} <{address}>"
+
+
+def mailbox_jis(display_name: str | None, address: str, field: str) -> str | None:
+    """``mailbox`` for a message in ISO-2022-JP: the display name in ISO-2022-JP encoded words;
+    None when ISO-2022-JP cannot carry the name."""
+    _check_address(address, field)
+    if not display_name:
+        return address
+    check_header_value(field, display_name)
+    if _ascii_phrase(display_name):
+        return formataddr((display_name, address))
+    return phrase_jis(field, display_name, address)
+
+
+def phrase_jis(field: str, phrase: str, angle: str) -> str | None:
+    """``phrase <angle>`` (a mailbox, a List-Id) with the phrase in ISO-2022-JP encoded words and
+    ``<angle>`` after them on the same line when it fits, else on a folded line of its own; None
+    when ISO-2022-JP cannot carry the phrase."""
+    words = iso2022jp.encoded_words(phrase, first_width=ENCODED_LINE - len(field) - 2)
+    if words is None:
+        return None
+    last = words.rpartition(CRLF)[2] if CRLF in words else f"{field}: {words}"
+    fold = " " if len(last) + len(angle) + 3 <= ENCODED_LINE else CRLF + " "
+    return f"{words}{fold}<{angle}>"
 
 
 def base64_body(text: str) -> bytes:

@@ -2,21 +2,27 @@
 
 Written byte for byte like the campaign messages (``app.mail.mime``): encoded words within
 RFC 2047's 75 characters and folded, parts in a 7-bit transfer encoding with CRLF line breaks,
-and signed with the From domain's DKIM key when there is one (MH-2, MH-3, MH-4).
+and signed with the From domain's DKIM key when there is one (MH-2, MH-3, MH-4). In the list's
+charset: ISO-2022-JP where the list asks for it, UTF-8 for a mail ISO-2022-JP cannot carry.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from email.utils import format_datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from app.mail import iso2022jp
 from app.mail.dkim import DkimKeyring
-from app.mail.mime import CRLF, header_text, mailbox, text_part
+from app.mail.mime import CRLF, header_text, header_text_jis, mailbox, mailbox_jis, text_part
 from app.models import MailingList, Sender
 from app.models.base import utcnow
+from app.models.enums import Charset
+
+log = logging.getLogger(__name__)
 
 EMAIL_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "email_templates"
 # The languages the system mails and the legal footer are written in (email_templates/*_ja.*).
@@ -81,23 +87,82 @@ class SystemMail:
             "wording_on_page": wording_on_page and not consent_text,
         }
         subject = self._env.get_template(f"confirmation_subject_{lang}.txt").render(context)
+        subject = " ".join(subject.split())
+        text = self._env.get_template(f"confirmation_{lang}.txt").render(context)
+        html = self._env.get_template(f"confirmation_{lang}.html")
+        if mailing_list.charset == Charset.ISO_2022_JP:
+            data = self._message_jis(
+                sender=sender,
+                to=to,
+                subject=subject,
+                text=text,
+                html=html.render(context, charset=iso2022jp.CHARSET),
+            )
+            if data is not None:
+                return data
+            log.info(
+                "confirmation mail for list %s sent in UTF-8; ISO-2022-JP cannot carry %s",
+                mailing_list.id,
+                iso2022jp.describe(
+                    iso2022jp.unencodable(f"{sender.from_name or sender.name}{subject}{text}")
+                ),
+            )
         return self._message(
             sender=sender,
             to=to,
-            subject=" ".join(subject.split()),
-            text=self._env.get_template(f"confirmation_{lang}.txt").render(context),
-            html=self._env.get_template(f"confirmation_{lang}.html").render(context),
+            subject=subject,
+            text=text,
+            html=html.render(context, charset="utf-8"),
         )
 
     def _message(self, *, sender: Sender, to: str, subject: str, text: str, html: str) -> bytes:
         """MH-4: one From, one Date, a unique Message-ID, multipart/alternative with the text part
         first; DKIM-signed with the From domain's key when there is one (MH-3)."""
+        return self._assemble(
+            sender=sender,
+            from_header=mailbox(sender.from_name or sender.name, sender.from_email, "From"),
+            to=to,
+            subject_header=header_text("Subject", subject),
+            text_part=text_part("text/plain", text),
+            html_part=text_part("text/html", html),
+        )
+
+    def _message_jis(
+        self, *, sender: Sender, to: str, subject: str, text: str, html: str
+    ) -> bytes | None:
+        """``_message`` in ISO-2022-JP (RFC 1468); None when it cannot carry a character of the
+        mail (the sender's name, the quoted consent wording...): the mail then goes in UTF-8."""
+        from_header = mailbox_jis(sender.from_name or sender.name, sender.from_email, "From")
+        subject_header = header_text_jis("Subject", subject)
+        plain = iso2022jp.text_part("text/plain", text)
+        rich = iso2022jp.text_part("text/html", html)
+        if from_header is None or subject_header is None or plain is None or rich is None:
+            return None
+        return self._assemble(
+            sender=sender,
+            from_header=from_header,
+            to=to,
+            subject_header=subject_header,
+            text_part=plain,
+            html_part=rich,
+        )
+
+    def _assemble(
+        self,
+        *,
+        sender: Sender,
+        from_header: str,
+        to: str,
+        subject_header: str,
+        text_part: bytes,
+        html_part: bytes,
+    ) -> bytes:
         domain = sender_domain(sender)
         boundary = f"=_shodaku_{secrets.token_hex(16)}"
         headers = [
-            "From: " + mailbox(sender.from_name or sender.name, sender.from_email, "From"),
+            "From: " + from_header,
             "To: " + mailbox(None, to, "To"),
-            "Subject: " + header_text("Subject", subject),
+            "Subject: " + subject_header,
             "Date: " + format_datetime(utcnow()),
             "Message-ID: " + make_message_id(domain),
             # An automatic reply to this mail would go to a person who asked for nothing.
@@ -114,9 +179,9 @@ class SystemMail:
             (
                 CRLF.join(headers).encode("ascii"),
                 f"{CRLF}{CRLF}--{boundary}{CRLF}".encode("ascii"),
-                text_part("text/plain", text),
+                text_part,
                 separator,
-                text_part("text/html", html),
+                html_part,
                 f"{CRLF}--{boundary}--{CRLF}".encode("ascii"),
             )
         )

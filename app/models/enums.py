@@ -76,6 +76,15 @@ class Language(StrEnum):
     EN = "en"
 
 
+class Charset(StrEnum):
+    """The charset a list's mails are written in. ISO-2022-JP (RFC 1468) is for readers on
+    Japanese carrier addresses whose mail software shows it best; a message it cannot carry
+    goes out in UTF-8 instead (app/mail/iso2022jp.py)."""
+
+    UTF_8 = "utf-8"
+    ISO_2022_JP = "iso-2022-jp"
+
+
 class CampaignStatus(StrEnum):
     DRAFT = "draft"
     SCHEDULED = "scheduled"

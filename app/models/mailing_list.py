@@ -21,6 +21,8 @@ class MailingList(Base):
     purpose: Mapped[str] = mapped_column(Text)
     double_opt_in: Mapped[bool] = mapped_column(default=True)
     language: Mapped[str] = mapped_column(String(2), default="ja")
+    # The charset of the list's mails (Charset): campaigns and the confirmation mail.
+    charset: Mapped[str] = mapped_column(String(16), default="utf-8", server_default="utf-8")
     # CR-1: whether a JSON signup must carry one of the list's registered wordings. NULL: the
     # default, which follows double_opt_in (on for a single opt-in list, where no confirmation
     # mail shows the person the wording); True/False: set by the operator, kept as set.

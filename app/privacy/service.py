@@ -174,26 +174,25 @@ async def erase_subscriber(
 ) -> ErasureReport:
     """DS-3 (APPI Art. 35), in one unit of work:
 
-        - every consent and opt-out event of the address gets its hold (CR-2) computed while the
-          delivery history it depends on still exists; sending stops today;
-        - the profile and its attributes, the subscriptions, the delivery history and the outbox
-          rows are deleted. Deliveries not yet handed to SMTP go with them, so a worker that
-          claimed one finds nothing in its send window (SG-2);
-        - the events themselves are kept, with the address, until their hold (a legal hold); the
-          foreign key sets their subscriber_id to NULL. Import records naming the address keep
-          their own three-year hold (DS-4);
-        - a global suppression stored only as the keyed hash of the address, so that it is never
-          mailed again, whoever imports it or records consent for it; only the person's own
-          confirmed opt-in lifts it (OO-6);
-        - an audit entry without the address (DS-6);
-        - the file transport's copies in ``outbox_dir`` of every mail to the person, found by the
-          keyed-hash tag in their names (``mail_files`` in the report).
+    - every consent and opt-out event of the address gets its hold (CR-2) computed while the
+      delivery history it depends on still exists; sending stops today;
+    - the profile and its attributes, the subscriptions, the delivery history and the outbox
+      rows are deleted. Deliveries not yet handed to SMTP go with them, so a worker that
+      claimed one finds nothing in its send window (SG-2);
+    - the events themselves are kept, with the address, until their hold (a legal hold); the
+      foreign key sets their subscriber_id to NULL. Import records naming the address keep
+      their own three-year hold (DS-4);
+    - a global suppression stored only as the keyed hash of the address, so that it is never
+      mailed again, whoever imports it or records consent for it; only the person's own
+      confirmed opt-in lifts it (OO-6);
+    - an audit entry without the address (DS-6);
+    - the file transport's copies in ``outbox_dir`` of every mail to the person, found by the
+      keyed-hash tag in their names (``mail_files`` in the report).
 
-        Erasure removes the whole person, and its global suppression stops every sender's mail to
-        the address. So a key bound to senders erases only a person no other sender holds; for
-        one another sender holds too it is a 409 (naming neither that sender nor its records),
-        and the erasure is done with a key bound to no sender (DS-3, DS-6).
-    >>>>>>> i10-keys
+    Erasure removes the whole person, and its global suppression stops every sender's mail to
+    the address. So a key bound to senders erases only a person no other sender holds; for
+    one another sender holds too it is a 409 (naming neither that sender nor its records),
+    and the erasure is done with a key bound to no sender (DS-3, DS-6).
     """
     senders = principal.senders
     found = await repo.get_subscriber(session, subscriber_id, senders=senders)

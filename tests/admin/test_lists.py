@@ -129,3 +129,44 @@ async def test_unknown_list_is_404(admin):
     for response in (await admin.get("/lists/999"), await admin.patch("/lists/999", json={})):
         assert response.status_code == 404
         assert response.json() == {"error": "NotFound", "detail": "There is no list 999."}
+
+
+async def test_a_list_writes_utf_8_unless_iso_2022_jp_is_chosen(admin, sender, news):
+    """The charset of a list's mails: UTF-8 by default; ISO-2022-JP on request, for readers
+    on Japanese carrier addresses, in either spelling; changed back by PATCH."""
+    assert news["charset"] == "utf-8"
+    carrier = await create_list(admin, sender["id"], slug="keitai", charset="ISO-2022-JP")
+    assert carrier["charset"] == "iso-2022-jp"
+    assert (await admin.get(f"/lists/{carrier['id']}")).json()["charset"] == "iso-2022-jp"
+
+    patched = await admin.patch(f"/lists/{news['id']}", json={"charset": "iso-2022-jp"})
+    assert patched.status_code == 200
+    assert patched.json()["charset"] == "iso-2022-jp"
+    back = await admin.patch(f"/lists/{news['id']}", json={"charset": "utf-8"})
+    assert back.json()["charset"] == "utf-8"
+    listed = {item["slug"]: item["charset"] for item in (await admin.get("/lists")).json()["items"]}
+    assert listed == {"news": "utf-8", "keitai": "iso-2022-jp"}
+
+
+@pytest.mark.parametrize("charset", ["shift_jis", "utf8", "", None, 8, ["utf-8"]])
+async def test_a_charset_other_than_the_two_is_422_and_changes_nothing(
+    admin, sender, news, charset
+):
+    created = await admin.post(
+        "/lists",
+        json={
+            "name": "n",
+            "slug": "other",
+            "sender_id": sender["id"],
+            "purpose": "p",
+            "charset": charset,
+        },
+    )
+    assert created.status_code == 422, created.text
+    assert created.json()["error"] == "ValidationError"
+    assert "charset" in created.json()["detail"]
+    patched = await admin.patch(f"/lists/{news['id']}", json={"charset": charset})
+    assert patched.status_code == 422
+    assert "charset" in patched.json()["detail"]
+    assert len((await admin.get("/lists")).json()["items"]) == 1
+    assert (await admin.get(f"/lists/{news['id']}")).json()["charset"] == "utf-8"

@@ -104,3 +104,46 @@ async def test_campaign_footer_fits_a_phone_without_sideways_scrolling(
         assert box is not None
         assert box["x"] + box["width"] <= PHONE["width"] + 0.5
     await page.close()
+
+
+@pytest.mark.parametrize("kind", ["campaign", "confirmation"])
+async def test_an_iso_2022_jp_html_part_reads_right_in_a_browser_by_its_own_meta(
+    browser: Browser, kind: str
+) -> None:
+    """A mail program that hands the HTML part's bytes to a browser engine without the MIME
+    charset: the document's own meta says ISO-2022-JP, so Chromium reads the Japanese, the
+    footer's refusal sentence (MH-1) or the confirm button, rather than escape-sequence noise."""
+    carrier = make_list("ja", charset="iso-2022-jp")
+    if kind == "campaign":
+        data = composer(mailing_list=carrier).compose(recipient())
+        expected = ["佐藤一郎様", "今後このようなメールの受信を希望されない場合は"]
+    else:
+        data = SystemMail().confirmation(
+            to="hanako@example.jp",
+            mailing_list=carrier,
+            sender=make_sender(),
+            confirm_url=CONFIRM_URL,
+            expires_days=7,
+        )
+        expected = ["ご登録をお申し込みいただきました", "登録を確認する"]
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    part = message.get_body(("html",))
+    assert part is not None
+    assert part.get_content_charset() == "iso-2022-jp"
+    raw = part.get_payload(decode=True)
+    assert isinstance(raw, bytes)
+    assert raw.isascii()  # ISO-2022-JP: the Japanese is in escape sequences
+
+    page = await browser.new_page(viewport=PHONE)
+    address = "https://mail.example.test/part.html"
+    await page.route(
+        address,
+        lambda route: route.fulfill(status=200, body=raw, headers={"Content-Type": "text/html"}),
+    )
+    await page.goto(address)
+    assert await page.evaluate("document.characterSet") == "ISO-2022-JP"
+    shown = await page.inner_text("body")
+    for words in expected:
+        assert words in shown
+    assert "$B" not in shown
+    await page.close()

@@ -130,3 +130,75 @@ def test_cc3_the_confirmation_comes_in_the_persons_language_whatever_the_lists()
         assert html_part is not None
         assert words in str(text_part.get_content())
         assert f'<html lang="{expected}">' in str(html_part.get_content())
+
+
+def _jis_confirmation(consent_text: str | None = None, **sender: str) -> bytes:
+    return SystemMail().confirmation(
+        to="hanako@example.jp",
+        mailing_list=make_list("ja", charset="iso-2022-jp"),
+        sender=make_sender(**sender),
+        confirm_url=CONFIRM_URL,
+        expires_days=7,
+        consent_text=consent_text,
+    )
+
+
+def _read(data: bytes) -> tuple[EmailMessage, list[str | None], str, str]:
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    text_part, html_part = message.iter_parts()
+    charsets = [text_part.get_content_charset(), html_part.get_content_charset()]
+    return message, charsets, str(text_part.get_content()), str(html_part.get_content())
+
+
+def test_cc3_the_confirmation_of_an_iso_2022_jp_list_is_written_in_it() -> None:
+    """The confirmation mail of a list for carrier addresses: Subject and From in ISO-2022-JP
+    encoded words within the limits, both parts ISO-2022-JP and 7bit, the HTML document
+    declaring it, and the same text a UTF-8 list's mail reads."""
+    wording = "株式会社承諾からのお知らせメール（広告を含みます）の受信に同意します。"
+    data = _jis_confirmation(wording)
+    head, raw_parts = head_and_parts(data)
+    for line in head.split("\r\n"):
+        assert len(line) <= 76, line
+        for word in re.findall(r"=\?[^?]+\?[bBqQ]\?[^?]*\?=", line):
+            assert word.startswith("=?ISO-2022-JP?B?"), word
+    assert all(byte < 128 for byte in data)
+    assert [h.split("\r\n")[1] for h, _ in raw_parts] == ["Content-Transfer-Encoding: 7bit"] * 2
+
+    message, charsets, text, html = _read(data)
+    assert charsets == ["iso-2022-jp", "iso-2022-jp"]
+    utf8 = SystemMail().confirmation(
+        to="hanako@example.jp",
+        mailing_list=make_list("ja"),
+        sender=make_sender(),
+        confirm_url=CONFIRM_URL,
+        expires_days=7,
+        consent_text=wording,
+    )
+    same, utf8_charsets, utf8_text, utf8_html = _read(utf8)
+    assert utf8_charsets == ["utf-8", "utf-8"]
+    assert str(message["Subject"]) == str(same["Subject"])
+    assert str(message["From"]) == str(same["From"]) == "承諾ニュース <news@shodaku.example>"
+    assert text == utf8_text
+    assert wording in text
+    assert CONFIRM_URL in text
+    assert '<meta charset="ISO-2022-JP">' in html
+    assert html.replace("ISO-2022-JP", "utf-8") == utf8_html
+
+
+@pytest.mark.parametrize(
+    ("sender", "wording", "character"),
+    [
+        ({"from_name": "髙島屋ニュース"}, None, "髙島屋ニュース"),
+        ({}, "①お知らせメールの受信に同意します。", "①お知らせ"),
+    ],
+)
+def test_a_confirmation_iso_2022_jp_cannot_carry_goes_whole_in_utf_8(
+    sender: dict[str, str], wording: str | None, character: str
+) -> None:
+    """The sender's name or the quoted wording out of ISO-2022-JP's reach: the mail goes in
+    UTF-8, every character intact, its HTML declaring UTF-8."""
+    message, charsets, text, html = _read(_jis_confirmation(wording, **sender))
+    assert charsets == ["utf-8", "utf-8"]
+    assert character in str(message["From"]) + text
+    assert '<meta charset="utf-8">' in html

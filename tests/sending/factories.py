@@ -31,6 +31,9 @@ async def make_world(
     language: str = "ja",
     subject: str = "【お知らせ】{{ list.name }} 12月号",
     sender: dict[str, Any] | None = None,
+    charset: str = "utf-8",
+    html: str = TEMPLATE_HTML,
+    text: str | None = None,
 ) -> World:
     async with runtime.sessionmaker() as session, session.begin():
         row = Sender(
@@ -54,8 +57,9 @@ async def make_world(
             purpose="新製品とイベントのお知らせ",
             double_opt_in=True,
             language=language,
+            charset=charset,
         )
-        template = Template(name="monthly", subject=subject, html=TEMPLATE_HTML, text=None)
+        template = Template(name="monthly", subject=subject, html=html, text=text)
         session.add_all([mailing_list, template])
         await session.flush()
         return World(sender_id=row.id, list_id=mailing_list.id, template_id=template.id)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from app.models import ConsentText
 from app.subscriptions.repository import GateVerdict
 from tests.admin.conftest import (
     CONSENT_WORDING,
@@ -195,10 +198,17 @@ async def test_cr1_the_ledger_is_append_only_grant_then_optout_both_kept(admin, 
     )
 
 
-async def test_cr1_each_wording_is_stored_once_and_referenced_by_hash(admin, news):
+async def test_cr1_each_wording_is_stored_once_and_referenced_by_hash(admin, news, runtime):
     first = (await record_consent(admin, news["id"], "a@example.jp"))["event"]
     second = (await record_consent(admin, news["id"], "b@example.jp"))["event"]
-    assert first["consent_text_hash"] == second["consent_text_hash"] is not None
+    # Both events name the wording by the SHA-256 of its exact text…
+    expected = hashlib.sha256(CONSENT_WORDING.encode()).hexdigest()
+    assert first["consent_text_hash"] == expected
+    assert second["consent_text_hash"] == expected
+    # …and the text itself is stored once, under that hash.
+    async with runtime.sessionmaker() as session:
+        stored = (await session.scalars(select(ConsentText))).all()
+    assert [(t.hash, t.text) for t in stored] == [(expected, CONSENT_WORDING)]
 
 
 async def test_consents_newest_first_with_filters_and_cursor(admin, sender, news):

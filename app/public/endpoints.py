@@ -354,7 +354,9 @@ def _signup_from_json(body: bytes, request: Request, mailing_list: MailingList) 
     ``lang``, else ``?lang=``, else the browser's, else the list's."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:
+        # Not JSON, not UTF-8 (UnicodeDecodeError), or an integer literal past Python's
+        # 4,300-digit limit, which json.loads reports as a plain ValueError: all answer 422.
         t = Translator(choose_lang(_asked(request), _browser(request), mailing_list.language))
         raise InvalidInput(t("api.not_json")) from exc
     except RecursionError as exc:  # arrays nested thousands deep: no signup looks like that

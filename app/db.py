@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -127,6 +128,11 @@ def make_long_read_engine(url: str) -> AsyncEngine | None:
     if not database or database == ":memory:" or "mode=memory" in url:
         return None  # a second connection would see another, empty database
     engine = create_async_engine(url, pool_size=2, max_overflow=0, hide_parameters=True)
+    # aiosqlite logs each statement with its parameters (addresses, token ids) at DEBUG, below
+    # SQLAlchemy's hide_parameters: its logger never goes below INFO (DS-6).
+    aiosqlite_log = logging.getLogger("aiosqlite")
+    if aiosqlite_log.level < logging.INFO:  # NOTSET (0) included: root may go to DEBUG later
+        aiosqlite_log.setLevel(logging.INFO)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _read_only(dbapi_connection: Any, _record: Any) -> None:

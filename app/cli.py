@@ -301,7 +301,7 @@ def _purge(args: argparse.Namespace) -> None:
 
 
 def _verify_ledger(_args: argparse.Namespace) -> None:
-    from app.ledger.chain import verify_command
+    from app.ledger.service import verify_command
 
     settings = _settings()
     raise SystemExit(asyncio.run(verify_command(settings)))

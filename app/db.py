@@ -17,10 +17,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-# CR-3: importing the chain registers its before_flush hook, which hashes every consent event
-# into its sender's ledger. Every session of the application comes from this module, so the
-# hook is always in place before the first event is written.
-from app.ledger import chain as _ledger_chain  # noqa: F401
 from app.sqlite_inline import inline_creator
 
 

@@ -5,12 +5,10 @@ where ``prev_hash`` is the ``chain_hash`` of the previous event of the same send
 ``Sender.ledger_head`` holds the newest one. Editing, deleting or inserting an event behind the
 application's back breaks the chain at that event, which ``shodaku verify-ledger`` names.
 
-The hash is filled in by a ``before_flush`` listener on every ORM Session, so no code path that
-records an event (signup, confirmation, recorded consent, opt-out, import) can forget it. The
-listener is registered when this module is imported; ``app.db`` imports it, and every session
-of the application comes from ``app.db``'s sessionmaker, so it is always in place before the
-first event is written. (Registering it from ``app.models`` would also work, but the models
-package is kept free of behaviour.)
+Every event is written by ``append_event``, a visible step where the event is recorded, which
+chains it under a lock on the sender's head and inserts it. (Until 2026-12 a ``before_flush``
+listener on every session did this out of sight, and the database module imported the ledger to
+install it.)
 
 What is hashed is the event's evidence, not its bookkeeping: ``id`` (assigned by the database
 after the hash), ``subscriber_id`` (set to NULL when the person is erased, DS-3),
@@ -22,18 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Table, event, inspect, select, update
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy import Table, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from app.config import Settings
 from app.models import ConsentEvent, Sender
 from app.models.base import utcnow
 
@@ -110,82 +106,42 @@ def event_hash(prev_hash: str | None, event: ConsentEvent) -> str:
 _senders: Table = Sender.__table__  # type: ignore[assignment]
 
 
-def _events_to_chain(session: Session, instances: Iterable[object] | None) -> list[ConsentEvent]:
-    pending = [obj for obj in session.new if isinstance(obj, ConsentEvent)]
-    if instances is not None:
-        # flush([objects]) writes only those: chain only what this flush inserts.
-        chosen = {id(obj) for obj in instances}
-        pending = [obj for obj in pending if id(obj) in chosen]
-    # The unit of work inserts in the order objects were added, and the database hands out
-    # ascending ids in that order: the chain order is the id order the verifier walks.
-    pending.sort(key=_insert_order)
-    return pending
+async def append_event(session: AsyncSession, event: ConsentEvent) -> ConsentEvent:
+    """CR-1, CR-3: the one way a consent or opt-out event enters the ledger: chain it to its
+    sender's ledger head, then insert it (the flush gives it its id).
 
-
-def _insert_order(obj: ConsentEvent) -> int:
-    order = inspect(obj).insert_order
-    return order if order is not None else 0
-
-
-def chain_new_events(
-    session: Session, _flush_context: UOWTransaction, instances: Iterable[object] | None
-) -> None:
-    """CR-3: before a flush inserts consent events, chain each to its sender's ledger head.
-
-    For each sender concerned (in id order, so two transactions locking the same senders take
-    the locks in the same order and cannot deadlock on them), read ``Sender.ledger_head`` with
-    ``SELECT … FOR UPDATE`` on PostgreSQL: a concurrent append for the same sender waits until
-    this transaction ends and then reads the head it left, so the chain never forks. On SQLite
-    every transaction already holds the write lock (``BEGIN IMMEDIATE``). The lock is taken
-    before the INSERT, so ids of one sender's events ascend in chain order.
+    The head is read with ``SELECT … FOR UPDATE`` on PostgreSQL: a concurrent append for the
+    same sender waits until this transaction ends and then reads the head it left, so the chain
+    never forks. On SQLite every transaction already holds the write lock (``BEGIN
+    IMMEDIATE``). The lock is taken before the INSERT, so the ids of one sender's events ascend
+    in chain order, which is the order ``shodaku verify-ledger`` walks. Appending several events
+    for one sender in a transaction takes the same lock again and reads the head the previous
+    append left.
     """
-    events = _events_to_chain(session, instances)
-    if not events:
-        return
-    by_sender: dict[int, list[ConsentEvent]] = {}
-    for ev in events:
-        # Python-side column defaults are applied only at INSERT, after this hook: apply the
-        # hashed ones now so the hash covers what is stored.
-        if ev.occurred_at is None:
-            ev.occurred_at = utcnow()
-        if ev.evidence is None:
-            ev.evidence = {}
-        if ev.sender_id is not None:
-            by_sender.setdefault(ev.sender_id, []).append(ev)
-    for sender_id in sorted(by_sender):
-        row = session.execute(
-            select(_senders.c.ledger_head).where(_senders.c.id == sender_id).with_for_update()
-        ).first()
-        if row is None:
-            continue  # no such sender: the INSERT fails on its foreign key
-        head: str | None = row[0]
-        for ev in by_sender[sender_id]:
-            ev.prev_hash = head
-            ev.chain_hash = head = event_hash(head, ev)
+    # Python-side column defaults are applied only at INSERT: apply the hashed ones now so the
+    # hash covers what is stored.
+    if event.occurred_at is None:
+        event.occurred_at = utcnow()
+    if event.evidence is None:
+        event.evidence = {}
+    row = (
+        await session.execute(
+            select(_senders.c.ledger_head).where(_senders.c.id == event.sender_id).with_for_update()
+        )
+    ).first()
+    if row is not None:  # no such sender: the INSERT below fails on its foreign key
+        event.prev_hash = row[0]
+        event.chain_hash = head = event_hash(row[0], event)
         # Core UPDATE, not the ORM object: the Sender may not be loaded, and must not have its
         # updated_at bumped (the sender's identity did not change).
-        session.execute(
+        await session.execute(
             update(_senders)
-            .where(_senders.c.id == sender_id)
+            .where(_senders.c.id == event.sender_id)
             .values(ledger_head=head, updated_at=_senders.c.updated_at)
         )
-        loaded = session.identity_map.get(identity_key(Sender, sender_id))
+        loaded = session.identity_map.get(identity_key(Sender, event.sender_id))
         if loaded is not None:
             set_committed_value(loaded, "ledger_head", head)
-
-
-def install() -> None:
-    """Register the listener once, on every ORM Session (async sessions flush through one)."""
-    if not event.contains(Session, "before_flush", chain_new_events):
-        event.listen(Session, "before_flush", chain_new_events)
-
-
-install()
-
-
-async def verify_command(settings: Settings) -> int:
-    """``shodaku verify-ledger`` (CR-3): walk every sender's chain; print ``ledger ok: …`` and
-    return 0, or name the first broken event and return 1."""
-    from app.ledger.service import verify_command as run
-
-    return await run(settings)
+    session.add(event)
+    await session.flush()
+    return event

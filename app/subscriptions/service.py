@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.addresses import AddressHasher, mask_address
 from app.errors import Conflict, InvalidToken, NotFound
+from app.ledger.chain import append_event
 from app.models import (
     ConsentEvent,
     MailingList,
@@ -213,8 +214,7 @@ async def subscribe(
         double_opt_in_requested_at=now if needs_confirmation else None,
         recorded_by=SUBJECT,
     )
-    session.add(event)
-    await session.flush()
+    await append_event(session, event)
     subscription.basis = LegalBasis.OPT_IN
     subscription.grant_event_id = event.id
     subscription.confirm_event_id = None
@@ -442,8 +442,7 @@ async def confirm(
         confirmed_at=now,
         recorded_by=SUBJECT,
     )
-    session.add(confirm_event)
-    await session.flush()
+    await append_event(session, confirm_event)
     subscription.status = SubscriptionStatus.ACTIVE
     subscription.grant_event_id = event.id
     subscription.confirm_event_id = confirm_event.id
@@ -520,8 +519,7 @@ async def record_consent(
         evidence=evidence,
         recorded_by=recorded_by,
     )
-    session.add(event)
-    await session.flush()
+    await append_event(session, event)
     subscription.status = SubscriptionStatus.ACTIVE
     subscription.basis = basis
     subscription.grant_event_id = event.id
@@ -610,8 +608,7 @@ async def record_optout(
         channel=channel,
         note=note,
     )
-    session.add(event)
-    await session.flush()
+    await append_event(session, event)
     for subscription in to_unsubscribe:
         subscription.status = SubscriptionStatus.UNSUBSCRIBED
         subscription.updated_at = now

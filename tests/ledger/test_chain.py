@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from app.ledger.chain import event_hash
+from app.ledger.chain import append_event, event_hash
 from app.models import ConsentEvent
 from app.models.enums import ConsentEventKind, ConsentMethod, LegalBasis
 from tests.ledger.helpers import (
@@ -76,7 +76,9 @@ async def test_cr3_the_hash_survives_the_round_trip_through_either_database(runt
     assert (await verify(runtime)).ok
 
 
-async def test_cr3_events_added_in_one_flush_chain_in_the_order_they_were_added(runtime):
+async def test_cr3_events_appended_in_one_transaction_chain_in_the_order_they_were_appended(
+    runtime,
+):
     shop = await make_world(runtime, slug="shop")
     school = await make_world(runtime, slug="school")
     now = datetime.now(UTC)
@@ -94,15 +96,13 @@ async def test_cr3_events_added_in_one_flush_chain_in_the_order_they_were_added(
         )
 
     async with runtime.sessionmaker() as session, session.begin():
-        session.add_all(
-            [
-                event(shop.sender_id, "a@example.jp", 1),
-                event(school.sender_id, "b@example.jp", 2),
-                event(shop.sender_id, "c@example.jp", 3),
-                event(shop.sender_id, "d@example.jp", 4),
-            ]
-        )
-        await session.flush()
+        for appended in (
+            event(shop.sender_id, "a@example.jp", 1),
+            event(school.sender_id, "b@example.jp", 2),
+            event(shop.sender_id, "c@example.jp", 3),
+            event(shop.sender_id, "d@example.jp", 4),
+        ):
+            await append_event(session, appended)
 
     shop_events = await events_of(runtime, shop.sender_id)
     assert [e.email for e in shop_events] == ["a@example.jp", "c@example.jp", "d@example.jp"]

@@ -159,8 +159,7 @@ async def test_cr3_on_postgresql_a_second_append_waits_for_the_first_to_commit(r
             evidence={"source": "テスト"},
             recorded_by="test",
         )
-        first_session.add(first)
-        await first_session.flush()  # holds the sender's row lock until commit
+        await append_event(first_session, first)  # holds the sender's row lock until commit
 
         second = ConsentEvent(
             kind=ConsentEventKind.GRANT,
@@ -171,8 +170,7 @@ async def test_cr3_on_postgresql_a_second_append_waits_for_the_first_to_commit(r
             evidence={"source": "テスト"},
             recorded_by="test",
         )
-        second_session.add(second)
-        second_flush = asyncio.create_task(second_session.flush())
+        second_flush = asyncio.create_task(append_event(second_session, second))
 
         async def waiting_for_a_lock() -> int:
             async with runtime.engine.connect() as conn:

@@ -186,7 +186,7 @@ def _expiry(value: str) -> datetime:
     """``--expires``: a date (the key's last day) or a timestamp with its UTC offset."""
     from pydantic import TypeAdapter
 
-    from app.auth.schemas import ExpiresAt
+    from app.apikeys.schemas import ExpiresAt
 
     try:
         moment: datetime = TypeAdapter(ExpiresAt).validate_python(value)
@@ -221,7 +221,7 @@ def _run_keys(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 
 def _apikey_create(args: argparse.Namespace) -> None:
-    from app.auth.keys import KeyView, create_key
+    from app.apikeys.service import KeyView, create_key
     from app.models.enums import ApiKeyScope
 
     async def action(session: AsyncSession) -> tuple[KeyView, str]:
@@ -248,7 +248,7 @@ def _when(moment: datetime | None) -> str:
 
 
 def _apikey_list(_args: argparse.Namespace) -> None:
-    from app.auth.keys import KeyView, list_keys
+    from app.apikeys.service import KeyView, list_keys
 
     async def action(session: AsyncSession) -> list[KeyView]:
         views: list[KeyView] = []
@@ -283,7 +283,7 @@ def _apikey_list(_args: argparse.Namespace) -> None:
 
 
 def _apikey_revoke(args: argparse.Namespace) -> None:
-    from app.auth.keys import KeyView, revoke_key
+    from app.apikeys.service import KeyView, revoke_key
 
     async def action(session: AsyncSession) -> KeyView:
         return await revoke_key(session, None, args.id)

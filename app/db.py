@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -138,6 +139,16 @@ def make_long_read_engine(url: str) -> AsyncEngine | None:
         cursor.close()
 
     return engine
+
+
+def insert_for(
+    session: AsyncSession,
+) -> type[postgresql.Insert] | type[sqlite.Insert]:
+    """The INSERT construct of the session's database, for the ``ON CONFLICT`` clauses both
+    support with the same spelling (``on_conflict_do_nothing``/``on_conflict_do_update``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.Insert
+    return sqlite.Insert
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -101,7 +101,7 @@ def create_app(
     # Outermost: the access log, the signup limits and the consent records see the client.
     app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
 
-    from app.auth.endpoints import router as api_keys_router
+    from app.apikeys.endpoints import router as api_keys_router
     from app.campaigns.endpoints import router as campaigns_router
     from app.health import router as health_router
     from app.home import router as home_router

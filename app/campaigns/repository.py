@@ -24,11 +24,10 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.scope import SenderIds, of_senders
+from app.db import insert_for
 from app.models import (
     Campaign,
     CampaignVariant,
@@ -145,7 +144,7 @@ async def materialize_batch(session: AsyncSession, campaign: Campaign, batch_siz
         literal(now, UtcDateTime()),
         literal(now, UtcDateTime()),
     ).where(true())  # SQLite reads "FROM x ON CONFLICT" as a join unless a WHERE comes between
-    insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     await session.execute(
         insert(Delivery)
         .from_select(

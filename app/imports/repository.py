@@ -7,11 +7,10 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.scope import SenderIds, on_lists_of
+from app.db import insert_for
 from app.models import ImportItem, ListImport, Subscriber, Suppression
 from app.models.base import utcnow
 
@@ -89,7 +88,7 @@ async def get_or_create_subscribers(
     if not people:
         return {}
     now = utcnow()
-    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    upsert = insert_for(session)
     await session.execute(
         upsert(Subscriber).on_conflict_do_nothing(index_elements=["email"]),
         [

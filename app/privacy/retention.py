@@ -47,9 +47,9 @@ from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.models.base import utcnow
 from app.privacy import repository as repo
-from app.privacy.policy import hold_until
 from app.privacy.repository import AddressActivity, HeldEvent
 from app.runtime import Runtime
+from app.senders.retention_policy import hold_until
 
 log = logging.getLogger(__name__)
 

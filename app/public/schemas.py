@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from app.api_fields import multi_line, single_line
+from app.wordings.schemas import CONSENT_TEXT_MAX
 
 NAME_MAX = 200  # subscribers.name
 SOURCE_URL_MAX = 2000  # consent_events.source_url
 USER_AGENT_MAX = 1000  # consent_events.user_agent
-CONSENT_TEXT_MAX = 10_000
 
 
 class JsonSignup(BaseModel):

@@ -9,7 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from app.api_fields import EmailAddress, HttpUrlText, Line50, Line200, Text2000
-from app.privacy.policy import DEFAULT_RETENTION_DAYS, LEGAL_MINIMUM_DAYS, MAXIMUM_RETENTION_DAYS
+from app.senders.retention_policy import (
+    DEFAULT_RETENTION_DAYS,
+    LEGAL_MINIMUM_DAYS,
+    MAXIMUM_RETENTION_DAYS,
+)
 
 # CR-2: days consent records are held after sending stops; the service also checks the higher
 # minimum under a measures order.

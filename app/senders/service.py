@@ -10,8 +10,8 @@ from app.auth.scope import SenderIds, covers
 from app.auth.service import Principal
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.models import Sender
-from app.privacy.policy import minimum_retention_days
 from app.senders import repository as repo
+from app.senders.retention_policy import minimum_retention_days
 from app.senders.schemas import SenderCreate, SenderUpdate
 
 CONTACT_FIELDS = ("contact_email", "contact_phone", "contact_url")

@@ -17,6 +17,7 @@ from app.models import Subscriber, Subscription
 from app.models.enums import SubscriptionStatus
 from app.subscribers import repository as repo
 from app.subscribers.schemas import SubscriberCreate, SubscriberUpdate
+from app.subscriptions import repository as subscriptions_repo
 from app.subscriptions.repository import GateVerdict
 
 
@@ -35,7 +36,7 @@ async def _view(
 
 async def _visible(session: AsyncSession, senders: SenderIds, subscriber_id: int) -> Subscriber:
     """DS-6: a person none of a bound key's senders holds does not exist for it."""
-    subscriber = await repo.get_visible(session, senders, subscriber_id)
+    subscriber = await subscriptions_repo.visible_subscriber(session, senders, subscriber_id)
     if subscriber is None:
         raise NotFound(f"There is no subscriber {subscriber_id}.")
     return subscriber
@@ -91,9 +92,9 @@ async def create_subscriber(
             "A key bound to senders adds people by recording their consent on one of its lists "
             "(POST /lists/{id}/consents) or by an import."
         )
-    if await repo.get_by_email(session, data.email) is not None:
+    if await subscriptions_repo.subscriber_by_email(session, data.email) is not None:
         raise Conflict("A subscriber with this address already exists.")
-    subscriber, created = await repo.get_or_create(
+    subscriber, created = await subscriptions_repo.get_or_create_subscriber(
         session,
         email=data.email,
         address_hash=hasher(data.email),

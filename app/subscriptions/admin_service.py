@@ -30,7 +30,6 @@ from app.models.enums import (
     SuppressionScope,
 )
 from app.senders import repository as senders_repo
-from app.subscribers import repository as subscribers_repo
 from app.subscriptions import admin_repository as admin_repo
 from app.subscriptions import repository as repo
 from app.subscriptions import service
@@ -231,10 +230,10 @@ async def record_operator_optout(
         global_changed = not existed
     else:
         global_changed = False
-    subscriber = await subscribers_repo.get_by_email(session, data.email)
+    subscriber = await repo.subscriber_by_email(session, data.email)
     if subscriber is not None and principal.senders is not None:
         # The entry a bound key reads back must not tell it that another sender holds them.
-        subscriber = await subscribers_repo.get_visible(session, principal.senders, subscriber.id)
+        subscriber = await repo.visible_subscriber(session, principal.senders, subscriber.id)
     await record_audit(
         session,
         principal,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,15 +9,13 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, exists, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from app.auth.scope import SenderIds, of_senders
+from app.auth.scope import SenderIds, of_senders, person_visible
+from app.db import insert_for
 from app.models import (
     ConsentEvent,
-    ConsentText,
     MailingList,
     OutboxMessage,
     Subscriber,
@@ -33,6 +30,65 @@ from app.models.enums import (
     SubscriptionStatus,
     SuppressionScope,
 )
+
+# The people subscriptions belong to: one row per normalised address.
+
+
+async def subscriber_by_email(session: AsyncSession, email: str) -> Subscriber | None:
+    return (await session.scalars(select(Subscriber).where(Subscriber.email == email))).first()
+
+
+async def get_or_create_subscriber(
+    session: AsyncSession,
+    *,
+    email: str,
+    address_hash: str,
+    name: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> tuple[Subscriber, bool]:
+    """Return the subscriber for a normalised address, creating it if needed.
+
+    An INSERT … ON CONFLICT DO NOTHING, so two signups racing for one new address both end on
+    the same row instead of one of them failing on the unique constraint.
+    """
+    existing = await subscriber_by_email(session, email)
+    if existing is not None:
+        return existing, False
+    now = utcnow()
+    insert = insert_for(session)
+    result = await session.execute(
+        insert(Subscriber)
+        .values(
+            email=email,
+            address_hash=address_hash,
+            name=name,
+            attributes=attributes or {},
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["email"])
+        .returning(Subscriber.id)
+    )
+    created = result.scalar_one_or_none() is not None
+    subscriber = await subscriber_by_email(session, email)
+    assert subscriber is not None
+    return subscriber, created
+
+
+async def get_subscriber(session: AsyncSession, subscriber_id: int) -> Subscriber | None:
+    return await session.get(Subscriber, subscriber_id)
+
+
+async def visible_subscriber(
+    session: AsyncSession, senders: SenderIds, subscriber_id: int
+) -> Subscriber | None:
+    """The person if one of the key's senders holds them (app.auth.scope), else None (DS-6)."""
+    if senders is None:
+        return await session.get(Subscriber, subscriber_id)
+    stmt = select(Subscriber).where(
+        Subscriber.id == subscriber_id, person_visible(Subscriber.id, senders)
+    )
+    return (await session.scalars(stmt)).first()
 
 
 class GateVerdict(StrEnum):
@@ -186,8 +242,7 @@ async def upsert_suppression(
         "reason": reason,
         "consent_event_id": consent_event_id,
     }
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     await session.execute(
         insert(Suppression)
         .values(**values)
@@ -251,8 +306,7 @@ async def lift_suppressions(
     ids = list((await session.scalars(covering)).all())
     if not ids:
         return 0
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     now = utcnow()
     result = await session.execute(
         insert(SuppressionLift)
@@ -284,31 +338,6 @@ async def lifts_of(
         .order_by(SuppressionLift.suppression_id, SuppressionLift.list_id)
     )
     return result.all()
-
-
-def consent_text_hash(text: str) -> str:
-    """The key of a wording in consent_texts: the SHA-256 of its exact text (CR-1)."""
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-async def store_consent_text(session: AsyncSession, text: str) -> str:
-    """CR-1: each exact wording once, keyed by its SHA-256; returns the hash."""
-    digest = consent_text_hash(text)
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(ConsentText)
-        .values(hash=digest, text=text)
-        .on_conflict_do_nothing(index_elements=["hash"])
-    )
-    return digest
-
-
-async def consent_text(session: AsyncSession, text_hash: str | None) -> str | None:
-    """The wording stored under this hash (CR-1), or None."""
-    if text_hash is None:
-        return None
-    return await session.scalar(select(ConsentText.text).where(ConsentText.hash == text_hash))
 
 
 async def request_closed(session: AsyncSession, request: ConsentEvent) -> bool:

@@ -14,11 +14,10 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.addresses import AddressHasher, mask_address
+from app.db import insert_for
 from app.errors import Conflict, InvalidToken, NotFound
 from app.ledger.chain import append_event
 from app.models import (
@@ -39,7 +38,6 @@ from app.models.enums import (
     SuppressionReason,
     SuppressionScope,
 )
-from app.subscribers import repository as subscribers_repo
 from app.subscriptions import repository as repo
 from app.tokens import UnsubscribeClaim, prefix_matches
 from app.wordings import repository as wordings_repo
@@ -118,7 +116,7 @@ async def _ensure_subscription(
     if subscription is not None:
         return subscription
     now = utcnow()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     await session.execute(
         insert(Subscription)
         .values(
@@ -166,7 +164,7 @@ async def subscribe(
     their address into a form.
     """
     address_hash = hasher(email)
-    subscriber, _ = await subscribers_repo.get_or_create(
+    subscriber, _ = await repo.get_or_create_subscriber(
         session, email=email, address_hash=address_hash, name=name
     )
     existing = await repo.get_subscription(session, subscriber.id, mailing_list.id, for_update=True)
@@ -194,7 +192,7 @@ async def subscribe(
         log.info("signup held back: suppressed address mailed today list=%s", mailing_list.id)
         return SignupOutcome(SignupResult.HELD_BACK, subscription_id)
     subscription = await _ensure_subscription(session, subscriber.id, mailing_list.id)
-    text_hash = await repo.store_consent_text(session, consent_text)
+    text_hash = await wordings_repo.store_consent_text(session, consent_text)
     event = ConsentEvent(
         kind=ConsentEventKind.GRANT,
         email=email,
@@ -343,7 +341,7 @@ async def confirmation_target(
         finished.list_id = request.list_id
         raise finished
     mailing_list, sender = await _list_and_sender(session, request.list_id)
-    consent_text = await repo.consent_text(session, request.consent_text_hash)
+    consent_text = await wordings_repo.consent_text(session, request.consent_text_hash)
     return ConfirmationTarget(result, request, subscription, mailing_list, sender, consent_text)
 
 
@@ -495,11 +493,13 @@ async def record_consent(
             "This address has opted out or is suppressed; only the person's own confirmed "
             "opt-in can lift that, so no consent was recorded."
         )
-    subscriber, _ = await subscribers_repo.get_or_create(
+    subscriber, _ = await repo.get_or_create_subscriber(
         session, email=email, address_hash=address_hash
     )
     subscription = await _ensure_subscription(session, subscriber.id, mailing_list.id)
-    text_hash = await repo.store_consent_text(session, consent_text) if consent_text else None
+    text_hash = (
+        await wordings_repo.store_consent_text(session, consent_text) if consent_text else None
+    )
     now = utcnow()
     event = ConsentEvent(
         kind=ConsentEventKind.GRANT,
@@ -573,7 +573,7 @@ async def record_optout(
     address_hash = hasher(email)
     scope = SuppressionScope.LIST if list_id is not None else SuppressionScope.SENDER
     scope_ref = list_id if list_id is not None else sender_id
-    subscriber = await subscribers_repo.get_by_email(session, email)
+    subscriber = await repo.subscriber_by_email(session, email)
 
     in_scope: Sequence[Subscription] = []
     if subscriber is not None:

@@ -23,7 +23,6 @@ from app.models import MailingList, Sender, Subscriber, Template
 from app.models.enums import Language
 from app.runtime import Runtime
 from app.senders import repository as senders_repo
-from app.subscribers import repository as subscribers_repo
 from app.subscriptions import repository as subscriptions_repo
 from app.templates import repository as repo
 from app.templates.sandbox import check_single_line
@@ -187,7 +186,7 @@ async def preview(
     template = await get_template(session, senders, template_id)
     subscriber: Subscriber | None = None
     if subscriber_id is not None:
-        subscriber = await subscribers_repo.get_visible(session, senders, subscriber_id)
+        subscriber = await subscriptions_repo.visible_subscriber(session, senders, subscriber_id)
         if subscriber is None:
             raise NotFound(f"There is no subscriber {subscriber_id}.")
     mailing_list: MailingList | None

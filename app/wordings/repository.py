@@ -1,13 +1,40 @@
-"""Queries on registered consent wordings."""
+"""Consent wordings: every exact text a person was shown, stored once by its hash (CR-1), and
+the wordings an operator registered for a list."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import insert_for
 from app.models import ConsentText, MailingList, RegisteredWording
+
+
+def consent_text_hash(text: str) -> str:
+    """The key of a wording in consent_texts: the SHA-256 of its exact text (CR-1)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def store_consent_text(session: AsyncSession, text: str) -> str:
+    """CR-1: each exact wording once, keyed by its SHA-256; returns the hash."""
+    digest = consent_text_hash(text)
+    insert = insert_for(session)
+    await session.execute(
+        insert(ConsentText)
+        .values(hash=digest, text=text)
+        .on_conflict_do_nothing(index_elements=["hash"])
+    )
+    return digest
+
+
+async def consent_text(session: AsyncSession, text_hash: str | None) -> str | None:
+    """The wording stored under this hash (CR-1), or None."""
+    if text_hash is None:
+        return None
+    return await session.scalar(select(ConsentText.text).where(ConsentText.hash == text_hash))
 
 
 async def list_for_update(session: AsyncSession, list_id: int) -> MailingList | None:

@@ -10,7 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from app.api_fields import multi_line
 from app.models import RegisteredWording
 from app.models.enums import Language
-from app.public.schemas import CONSENT_TEXT_MAX
+
+# The longest wording a signup may carry or an operator register (consent_texts.text).
+CONSENT_TEXT_MAX = 10_000
 
 
 class WordingCreate(BaseModel):

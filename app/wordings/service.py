@@ -19,7 +19,6 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.lists import repository as lists_repo
 from app.models import MailingList, RegisteredWording
 from app.models.base import utcnow
-from app.subscriptions import repository as consent_repo
 from app.wordings import repository as repo
 from app.wordings.schemas import WordingCreate
 
@@ -50,7 +49,7 @@ async def register_wording(
     mailing_list = await repo.list_for_update(session, list_id)
     if mailing_list is None:
         raise NotFound(f"There is no list {list_id}.")
-    text_hash = await consent_repo.store_consent_text(session, data.text)
+    text_hash = await repo.store_consent_text(session, data.text)
     existing = await repo.by_hash(session, list_id, text_hash)
     if existing is not None:
         if existing.retired_at is not None:
@@ -124,7 +123,7 @@ async def check_signup_wording(
     them, unretired, exactly. The check reads only: a refused signup writes nothing."""
     if not mailing_list.requires_registered_wording:
         return
-    text_hash = consent_repo.consent_text_hash(consent_text)
+    text_hash = repo.consent_text_hash(consent_text)
     if not await repo.accepted(session, mailing_list.id, text_hash):
         raise UnregisteredWording(
             "consent_text: not a registered wording of this list (or one since retired). This "

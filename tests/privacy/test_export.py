@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.auth.service import hash_key
 from app.models import ApiKey, AuditLog, ImportItem, ListImport
-from app.privacy.policy import end_of_day_jst
+from app.senders.retention_policy import end_of_day_jst
 from tests.admin.conftest import CONSENT_WORDING, consent_body
 from tests.privacy.conftest import send_campaign, utc, world_with
 from tests.sending.factories import consent

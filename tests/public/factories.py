@@ -17,7 +17,7 @@ from app.models import (
     Subscription,
 )
 from app.runtime import Runtime
-from app.subscriptions.repository import store_consent_text
+from app.wordings.repository import store_consent_text
 
 SENDER_NAME = "株式会社承諾商事"
 POSTAL_ADDRESS = "〒100-0001 東京都千代田区千代田1-1"

@@ -67,7 +67,6 @@ from app.models.enums import (
 from app.privacy.service import erase_subscriber
 from app.runtime import Runtime
 from app.sending.bounces import record_hard_bounce
-from app.subscribers import repository as subscribers_repo
 from app.subscriptions import admin_service, service
 from app.subscriptions import repository as repo
 from app.subscriptions.repository import GateVerdict
@@ -391,7 +390,7 @@ def _sender_id(world: World, lst: str) -> int:
 
 
 async def _subscriber_id(session: AsyncSession, who: int) -> int | None:
-    subscriber = await subscribers_repo.get_by_email(session, ADDRESSES[who])
+    subscriber = await repo.subscriber_by_email(session, ADDRESSES[who])
     return subscriber.id if subscriber else None
 
 

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from app.api_fields import DB_ID_MAX, Cursor, Page
-from app.auth import keys
+from app.apikeys import service as keys
+from app.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.apikeys.service import KeyView
 from app.auth.dependencies import AdminKey
-from app.auth.keys import KeyView
-from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.db import SessionDep
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])

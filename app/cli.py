@@ -169,7 +169,7 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    from app.sending.worker import run_worker
+    from app.workers.worker import run_worker
 
     settings = _settings()
     _configure_logging()

@@ -62,7 +62,7 @@ def create_app(
                 asyncio.create_task(run_outbox_sender(runtime, mail_transport, system_mail))
             )
         if with_sender:
-            from app.sending.worker import run_inprocess_sender
+            from app.workers.worker import run_inprocess_sender
 
             tasks.append(asyncio.create_task(run_inprocess_sender(runtime, mail_transport)))
         if run_outbox and settings.is_sqlite:
@@ -102,11 +102,11 @@ def create_app(
     app.add_middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips)
 
     from app.apikeys.endpoints import router as api_keys_router
+    from app.audit.endpoints import router as audit_router
     from app.campaigns.endpoints import router as campaigns_router
     from app.health import router as health_router
     from app.home import router as home_router
     from app.imports.endpoints import router as imports_router
-    from app.ledger.endpoints import router as ledger_router
     from app.lists.endpoints import router as lists_router
     from app.privacy.endpoints import router as privacy_router
     from app.public.endpoints import router as public_router
@@ -126,7 +126,7 @@ def create_app(
         campaigns_router,
         imports_router,
         privacy_router,
-        ledger_router,
+        audit_router,
         api_keys_router,
     ):
         # Every admin operation may also answer these, with the API error body; an import

@@ -1,6 +1,6 @@
 """GET /audit (DS-6): who changed or exported what, and when. Admin keys only.
 
-Served through ``app.ledger.endpoints.router``, which ``app.main`` already includes.
+Included by ``app.main`` with the other admin routers.
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
-"""Campaign endpoints (docs/reference.md): create, send, pause, resume, cancel, stats and
-deliveries."""
+"""Campaign endpoints (docs/reference.md): create, send, pause, resume, cancel, stats,
+deliveries and the compliance report (CR-3)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_fields import DB_ID_MAX, Cursor, keyset_page
 from app.auth.dependencies import AdminKey, ReadKey
+from app.campaigns import compliance_report, service
 from app.campaigns import repository as repo
-from app.campaigns import service
 from app.campaigns.schemas import (
     CampaignCreate,
     CampaignOut,
@@ -27,6 +27,7 @@ from app.deps import RuntimeDep
 from app.models import Campaign, CampaignVariant
 from app.models.enums import DeliveryStatus
 from app.runtime import Runtime
+from app.sending import deliveries
 from app.sending.dispatch import dispatch_campaign
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
@@ -41,7 +42,7 @@ async def _out(
     stats: dict[str, int] | None = None,
     variants: list[CampaignVariant] | None = None,
 ) -> CampaignOut:
-    stats = stats if stats is not None else await repo.delivery_stats(session, campaign.id)
+    stats = stats if stats is not None else await deliveries.delivery_stats(session, campaign.id)
     if variants is None:
         variants = (await service.variants_of(session, [campaign.id]))[campaign.id]
     return CampaignOut(
@@ -95,7 +96,7 @@ async def list_campaigns(
         lambda c: c.id,
     )
     ids = [c.id for c in campaigns]
-    stats = await repo.delivery_stats_many(session, ids)
+    stats = await deliveries.delivery_stats_many(session, ids)
     variants = await service.variants_of(session, ids)
     return CampaignPage(
         items=[await _out(session, c, stats[c.id], variants[c.id]) for c in campaigns],
@@ -182,3 +183,40 @@ async def list_deliveries(
         for d, email in rows
     ]
     return DeliveryPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{campaign_id}/compliance-report",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One row per recipient: delivery, legal basis, the consent event "
+            "relied on with its evidence and wording, and any opt-out (CR-3)",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            },
+        }
+    },
+)
+async def get_compliance_report(
+    campaign_id: CampaignId,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: ReadKey,
+    fmt: Annotated[Literal["csv", "json"], Query(alias="format")] = "csv",
+) -> StreamingResponse:
+    stream = await compliance_report.compliance_report(
+        session, runtime.long_reads, principal, campaign_id=campaign_id, fmt=fmt
+    )
+    return StreamingResponse(
+        stream,
+        media_type="text/csv; charset=utf-8" if fmt == "csv" else "application/json",
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="shodaku-campaign-{campaign_id}-compliance.{fmt}"'
+            ),
+            # Personal data: no cache on the way may keep a copy.
+            "Cache-Control": "no-store",
+        },
+    )

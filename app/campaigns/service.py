@@ -23,6 +23,7 @@ from app.models import Campaign, CampaignVariant, MailingList, Sender, Template
 from app.models.base import utcnow
 from app.models.enums import CampaignStatus, Charset
 from app.senders.service import missing_identity
+from app.sending import deliveries
 
 if TYPE_CHECKING:
     from app.mail.compose import CampaignComposer, Recipient
@@ -229,7 +230,7 @@ async def send_campaign(
             f"{iso2022jp.describe(characters)}; replace them, or set the list's charset to utf-8"
         )
     warnings = _dkim_check(settings, sender, reasons)
-    if await repo.count_mailable(session, campaign) == 0:
+    if await deliveries.count_mailable(session, campaign) == 0:
         reasons.append("the list has no recipient who may be mailed now (SG-1)")
     if reasons:
         extra: dict[str, object] = {"reasons": reasons}
@@ -352,7 +353,7 @@ async def cancel_campaign(
     now = utcnow()
     campaign.finished_at = now
     campaign.updated_at = now
-    cancelled = await repo.cancel_all_queued(session, campaign.id)
+    cancelled = await deliveries.cancel_all_queued(session, campaign.id)
     await record_audit(
         session, principal, "campaign.cancel", "campaign", campaign.id, {"cancelled": cancelled}
     )

@@ -1,29 +1,22 @@
-"""Proof (CR-3): verifying the consent ledger's hash chain, and the per-campaign compliance
-report that shows, for every recipient, what the mail relied on and any opt-out."""
+"""Proof (CR-3): verifying the consent ledger's hash chain. (The per-campaign compliance report,
+which reads the ledger for every recipient, is ``app.campaigns.compliance_report``.)"""
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.audit.service import record_audit
-from app.auth.service import Principal
-from app.campaigns.service import get_campaign
 from app.config import Settings
-from app.export_formats import csv_stream, json_array_stream, plain
 from app.ledger import repository as repo
 from app.ledger.chain import event_hash
 from app.models import ConsentEvent
 
 # Rows per short session. A batch of events is a few hundred kilobytes at most.
 VERIFY_BATCH = 1000
-REPORT_BATCH = 1000
 
 
 # --- verification --------------------------------------------------------------------------
@@ -192,107 +185,3 @@ async def verify_command(settings: Settings) -> int:
         await engine.dispose()
     print(verdict.summary())
     return 0 if verdict.ok else 1
-
-
-# --- compliance report ---------------------------------------------------------------------
-
-REPORT_COLUMNS = (
-    "delivery_id",
-    "email",
-    "status",
-    "sent_at",
-    "basis",
-    "consent_event_id",
-    "consent_kind",
-    "consent_method",
-    "consent_obtained_at",
-    "consent_recorded_at",
-    "double_opt_in_requested_at",
-    "confirmed_at",
-    "consent_source_url",
-    "consent_ip",
-    "consent_user_agent",
-    "consent_recorded_by",
-    "consent_evidence",
-    "consent_text_hash",
-    "consent_text",
-    "purpose",
-    "optout_event_id",
-    "optout_at",
-    "optout_scope",
-    "optout_list_id",
-    "optout_channel",
-)
-
-
-def _report_record(row: dict[str, Any], optout: repo.Withdrawal | None) -> dict[str, Any]:
-    record = {column: plain(row.get(column)) for column in REPORT_COLUMNS}
-    if optout is not None:
-        record.update(
-            optout_event_id=optout.event_id,
-            optout_at=plain(optout.occurred_at),
-            optout_scope=optout.scope,
-            optout_list_id=optout.list_id,
-            # An operator's opt-out names its channel; the person's own, the way they used.
-            optout_channel=optout.channel or optout.method,
-        )
-    return record
-
-
-async def _report_batches(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    campaign_id: int,
-    sender_id: int,
-    list_id: int,
-) -> AsyncIterator[Sequence[dict[str, Any]]]:
-    # One short session per batch, fetched by keyset: a long session would hold SQLite's
-    # write lock for the whole download.
-    after = 0
-    while True:
-        async with sessionmaker() as session:
-            rows = await repo.report_rows(session, campaign_id, after, REPORT_BATCH)
-            optouts = await repo.latest_withdrawals(
-                session, sender_id=sender_id, list_id=list_id, emails=[r["email"] for r in rows]
-            )
-        if rows:
-            yield [_report_record(row, optouts.get(row["email"])) for row in rows]
-            after = rows[-1]["subscriber_id"]
-        if len(rows) < REPORT_BATCH:
-            return
-
-
-async def compliance_report(
-    session: AsyncSession,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    principal: Principal,
-    *,
-    campaign_id: int,
-    fmt: Literal["csv", "json"],
-) -> AsyncIterator[bytes]:
-    """CR-3, SG-1, OO-1: for every recipient of the campaign (every delivery row), the delivery
-    status and time, the legal basis and the consent event the delivery relied on with its
-    method, time, source, evidence and exact wording, and the address's newest opt-out from
-    the list or the whole sender, with its time and channel. Streamed in keyset batches:
-    memory stays bounded for any campaign size.
-
-    An unknown campaign, or one of a sender outside a bound key's, is a 404 before the
-    download starts (DS-6). The export is audited (DS-6) in
-    the request's unit of work, which commits before the body is streamed.
-    """
-    campaign = await get_campaign(session, principal, campaign_id)
-    await record_audit(
-        session,
-        principal,
-        "campaign.compliance_report",
-        "campaign",
-        campaign.id,
-        {"format": fmt},
-    )
-    records = _report_batches(
-        sessionmaker,
-        campaign_id=campaign.id,
-        sender_id=campaign.sender_id,
-        list_id=campaign.list_id,
-    )
-    return csv_stream(REPORT_COLUMNS, records) if fmt == "csv" else json_array_stream(records)

@@ -64,6 +64,13 @@ from app.mail.mime import (
 from app.mail.mime import base64_body as _base64_body
 from app.mail.mime import check_header_value as _check_header_value
 from app.mail.mime import plain_ascii as _plain_ascii
+from app.mail.sandbox import (
+    TEXT_ENV,
+    TemplateInvalid,
+    compile_part,
+    render_error,
+    render_part,
+)
 from app.mail.system_mail import (
     EMAIL_TEMPLATES_DIR,
     SYSTEM_LANGUAGES,
@@ -72,13 +79,6 @@ from app.mail.system_mail import (
 )
 from app.models import MailingList, Sender
 from app.models.enums import Charset
-from app.templates.sandbox import (
-    TEXT_ENV,
-    TemplateInvalid,
-    compile_part,
-    render_error,
-    render_part,
-)
 
 __all__ = [
     "CampaignComposer",

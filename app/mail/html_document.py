@@ -59,7 +59,7 @@ from markupsafe import Markup, escape
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 from tinycss2.serializer import serialize_identifier, serialize_string_value, serialize_url
 
-from app.templates.sandbox import (
+from app.mail.sandbox import (
     TemplateInvalid,
     TemplateSandbox,
     compile_part,

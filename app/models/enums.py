@@ -103,3 +103,10 @@ class DeliveryStatus(StrEnum):
     SKIPPED_NO_CONSENT = "skipped_no_consent"
     SKIPPED_SUPPRESSED = "skipped_suppressed"
     CANCELLED = "cancelled"
+
+
+# Deliveries no SMTP transaction has started for: an opt-out, a hard bounce or an erasure stops
+# these in its own transaction (SG-2, SG-4, DS-3).
+DELIVERY_NOT_STARTED = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
+# Deliveries that may still go out: while one exists, the address is still being mailed.
+DELIVERY_UNFINISHED = (*DELIVERY_NOT_STARTED, DeliveryStatus.IN_FLIGHT.value)

@@ -26,12 +26,14 @@ from app.models import (
     Subscriber,
     Subscription,
 )
-from app.models.enums import ConsentEventKind, DeliveryStatus, OutboxStatus, SubscriptionStatus
+from app.models.enums import (
+    DELIVERY_NOT_STARTED,
+    DELIVERY_UNFINISHED,
+    ConsentEventKind,
+    OutboxStatus,
+    SubscriptionStatus,
+)
 
-# Deliveries no SMTP transaction has started for (erasure cancels them by deleting them).
-UNSENT = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
-# Deliveries that may still go out: while one exists the address is still being mailed.
-UNFINISHED = (*UNSENT, DeliveryStatus.IN_FLIGHT.value)
 # Outbox rows that will never be sent again.
 OUTBOX_FINAL = (OutboxStatus.SENT.value, OutboxStatus.FAILED.value, OutboxStatus.DROPPED.value)
 
@@ -151,7 +153,7 @@ async def count_unsent_deliveries(session: AsyncSession, subscriber_id: int) -> 
     found = await session.scalar(
         select(func.count())
         .select_from(Delivery)
-        .where(Delivery.subscriber_id == subscriber_id, Delivery.status.in_(UNSENT))
+        .where(Delivery.subscriber_id == subscriber_id, Delivery.status.in_(DELIVERY_NOT_STARTED))
     )
     return int(found or 0)
 
@@ -341,7 +343,7 @@ async def address_activity(
         .select_from(Delivery)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .join(Campaign, Campaign.id == Delivery.campaign_id)
-        .where(Subscriber.email.in_(addresses), Delivery.status.in_(UNFINISHED))
+        .where(Subscriber.email.in_(addresses), Delivery.status.in_(DELIVERY_UNFINISHED))
         .distinct()
     )
     for email, sender_id in [*active, *pending_sends]:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.campaigns.repository import CANCELLABLE
-from app.models import Delivery
-from app.models.base import utcnow
 from app.models.enums import DeliveryStatus, SuppressionReason, SuppressionScope
-from app.subscriptions.repository import upsert_suppression
+from app.subscriptions.repository import stop_pending_deliveries, upsert_suppression
 
 
 async def record_hard_bounce(
@@ -25,11 +21,4 @@ async def record_hard_bounce(
         reason=SuppressionReason.HARD_BOUNCE,
         consent_event_id=None,
     )
-    await session.execute(
-        update(Delivery)
-        .where(Delivery.subscriber_id == subscriber_id, Delivery.status.in_(CANCELLABLE))
-        .values(
-            status=DeliveryStatus.SKIPPED_SUPPRESSED, lease_expires_at=None, updated_at=utcnow()
-        )
-        .execution_options(synchronize_session=False)
-    )
+    await stop_pending_deliveries(session, subscriber_id, status=DeliveryStatus.SKIPPED_SUPPRESSED)

@@ -24,17 +24,17 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.addresses import mask_address, redact_addresses
-from app.campaigns import repository as repo
-from app.campaigns.repository import ClaimedRecipient, DeliveryResult
 from app.mail.compose import CampaignComposers, Recipient, Version
+from app.mail.sandbox import message_budget
 from app.mail.transport import Connection, SendFailure, Transport, retry_delay
 from app.models import Campaign, CampaignVariant, MailingList, Sender
 from app.models.base import utcnow
 from app.models.enums import CampaignStatus, DeliveryStatus
 from app.runtime import Runtime
+from app.sending import deliveries
 from app.sending.bounces import record_hard_bounce
+from app.sending.deliveries import ClaimedRecipient, DeliveryResult
 from app.sending.ratelimit import RateLimiter
-from app.templates.sandbox import message_budget
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class CampaignSender:
             # PostgreSQL locks nothing global, and bigger batches materialise a million recipients
             # in a fraction of the time.
             batch = 1_000 if self.settings.is_sqlite else 50_000
-            if not await repo.materialize_batch(session, campaign, batch_size=batch):
+            if not await deliveries.materialize_batch(session, campaign, batch_size=batch):
                 campaign.materialized = True
             return True
 
@@ -167,7 +167,7 @@ class CampaignSender:
                 await self._pause_uncomposable(campaign_id, exc)
                 break
             async with self._ledger_transaction() as session:
-                claim = await repo.claim_batch(
+                claim = await deliveries.claim_batch(
                     session,
                     campaign_id=campaign_id,
                     worker=self.worker_id,
@@ -194,7 +194,7 @@ class CampaignSender:
                 campaign is None
                 or campaign.status != CampaignStatus.SENDING
                 or not campaign.materialized
-                or await repo.has_unfinished(session, campaign_id)
+                or await deliveries.has_unfinished(session, campaign_id)
             ):
                 return False
             campaign.status = CampaignStatus.SENT
@@ -240,7 +240,7 @@ class CampaignSender:
 
     async def _record(self, results: Sequence[DeliveryResult]) -> None:
         async with self._ledger_transaction() as session:
-            await repo.record_results(session, results, worker=self.worker_id)
+            await deliveries.record_results(session, results, worker=self.worker_id)
 
     def _compose_chunk(
         self, composer: CampaignComposers, list_id: int, chunk: Sequence[ClaimedRecipient]
@@ -344,8 +344,8 @@ class CampaignSender:
         started: dict[int, int] = {}  # delivery id -> index of its connection
         async with self._ledger_transaction() as session:
             if earlier:
-                await repo.record_results(session, earlier, worker=self.worker_id)
-            window = await repo.open_send_window(
+                await deliveries.record_results(session, earlier, worker=self.worker_id)
+            window = await deliveries.open_send_window(
                 session,
                 ids=[r.delivery_id for r in chunk],
                 worker=self.worker_id,
@@ -376,7 +376,7 @@ class CampaignSender:
             if results:
                 # Written in the window's transaction so the hard-bounce skip above cannot
                 # overwrite the refused delivery's own outcome.
-                await repo.record_results(session, results, worker=self.worker_id)
+                await deliveries.record_results(session, results, worker=self.worker_id)
         return started, results
 
     async def _start(

@@ -8,14 +8,27 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, exists, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.auth.scope import SenderIds, of_senders, person_visible
 from app.db import insert_for
 from app.models import (
+    Campaign,
     ConsentEvent,
+    Delivery,
     MailingList,
     OutboxMessage,
     Subscriber,
@@ -25,7 +38,9 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.models.enums import (
+    DELIVERY_NOT_STARTED,
     ConsentEventKind,
+    DeliveryStatus,
     OutboxStatus,
     SubscriptionStatus,
     SuppressionScope,
@@ -497,3 +512,38 @@ async def confirmations_mailed_since(
         )
         or 0
     )
+
+
+async def stop_pending_deliveries(
+    session: AsyncSession,
+    subscriber_id: int,
+    *,
+    sender_id: int | None = None,
+    list_id: int | None = None,
+    status: DeliveryStatus = DeliveryStatus.CANCELLED,
+) -> int:
+    """SG-2, SG-4: end the person's deliveries that no SMTP transaction has started for, in the
+    caller's transaction; returns how many. An opt-out stops those of its scope (the sender's
+    lists, or one list) as ``cancelled``; a hard bounce stops all of them as
+    ``skipped_suppressed``.
+
+    On PostgreSQL this UPDATE waits for a worker that holds a row locked while it opens the SMTP
+    transaction, so the opt-out commits (and is answered) only after any such transaction
+    started; on SQLite the write lock does the same.
+    """
+    stmt = update(Delivery).where(
+        Delivery.subscriber_id == subscriber_id, Delivery.status.in_(DELIVERY_NOT_STARTED)
+    )
+    if sender_id is not None or list_id is not None:
+        campaigns = select(Campaign.id).join(MailingList, MailingList.id == Campaign.list_id)
+        if sender_id is not None:
+            campaigns = campaigns.where(MailingList.sender_id == sender_id)
+        if list_id is not None:
+            campaigns = campaigns.where(Campaign.list_id == list_id)
+        stmt = stmt.where(Delivery.campaign_id.in_(campaigns))
+    result = await session.execute(
+        stmt.values(status=status, updated_at=utcnow(), lease_expires_at=None).execution_options(
+            synchronize_session=False
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -567,8 +567,6 @@ async def record_optout(
     ``list_id`` None means every list of the sender (the default scope, OO-5). A repeat changes
     nothing and appends nothing (OO-3).
     """
-    from app.campaigns.repository import cancel_queued_deliveries
-
     origin = origin or RequestOrigin()
     address_hash = hasher(email)
     scope = SuppressionScope.LIST if list_id is not None else SuppressionScope.SENDER
@@ -622,8 +620,8 @@ async def record_optout(
     )
     cancelled = 0
     if subscriber is not None:
-        cancelled = await cancel_queued_deliveries(
-            session, subscriber_id=subscriber.id, sender_id=sender_id, list_id=list_id
+        cancelled = await repo.stop_pending_deliveries(
+            session, subscriber.id, sender_id=sender_id, list_id=list_id
         )
     await session.flush()
     log.info(

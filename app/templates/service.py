@@ -19,13 +19,13 @@ from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
 from app.lists import repository as lists_repo
 from app.mail.compose import CampaignComposer, Recipient, RenderedMessage, sample_recipient
+from app.mail.sandbox import check_single_line
 from app.models import MailingList, Sender, Subscriber, Template
 from app.models.enums import Language
 from app.runtime import Runtime
 from app.senders import repository as senders_repo
 from app.subscriptions import repository as subscriptions_repo
 from app.templates import repository as repo
-from app.templates.sandbox import check_single_line
 from app.templates.schemas import TemplateCreate, TemplateUpdate
 
 # The identity a template is tried with when it is saved: every footer item is filled in, so a

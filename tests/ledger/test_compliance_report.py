@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.campaigns.repository import materialize_batch
 from app.models import AuditLog, Campaign, ConsentEvent
+from app.sending.deliveries import materialize_batch
 from app.sending.sender import CampaignSender
 from tests.conftest import BASE_URL
 from tests.ledger.helpers import grant

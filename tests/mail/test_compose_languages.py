@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.mail.compose import CampaignComposers, Version
-from app.templates.sandbox import TemplateInvalid
+from app.mail.sandbox import TemplateInvalid
 from tests.mail.factories import make_list, make_sender, parse, parts, recipient, settings
 
 JA = Version("{{ name }}様 今月のお知らせ", "<p>今月のお知らせです。</p>", None)

@@ -12,9 +12,9 @@ import pytest
 import time_machine
 from sqlalchemy import func, select
 
-from app.campaigns import repository as campaigns_repo
 from app.models import Campaign, ConsentEvent, LedgerTombstone, Sender
 from app.runtime import Runtime
+from app.sending import deliveries as campaigns_repo
 from app.sending.sender import CampaignSender
 from tests.sending.factories import World, make_world
 

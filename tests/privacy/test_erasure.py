@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.campaigns import repository as campaigns_repo
 from app.mail.transport import make_transport
 from app.models import AuditLog, Delivery, OutboxMessage, Subscriber, Subscription
 from app.privacy.retention import purge
 from app.senders.retention_policy import end_of_day_jst
+from app.sending import deliveries as campaigns_repo
 from app.sending.sender import CampaignSender
 from tests.admin.conftest import CONSENT_WORDING, consent_body
 from tests.privacy.conftest import (

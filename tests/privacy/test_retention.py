@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.campaigns import repository as campaigns_repo
-from app.campaigns.repository import DeliveryResult
 from app.models import ConsentEvent, Delivery, Subscription
 from app.models.enums import DeliveryStatus
 from app.privacy.retention import purge
+from app.sending import deliveries as campaigns_repo
+from app.sending.deliveries import DeliveryResult
 from tests.privacy.conftest import (
     events_of,
     queue_deliveries,

@@ -271,7 +271,7 @@ async def test_pause_releases_rows_a_worker_already_claimed(admin, runtime, send
     await consent_many(runtime, world.list_id, 4)
     campaign = await start(admin, world)
     await sender._materialize_some(campaign["id"])
-    from app.campaigns import repository as repo
+    from app.sending import deliveries as repo
 
     async with runtime.sessionmaker() as session, session.begin():
         claim = await repo.claim_batch(
@@ -307,7 +307,7 @@ async def delivery_ids(runtime: Any, campaign_id: int) -> list[int]:
 
 async def claimed_ids(session: Any, campaign_id: int, worker: str, limit: int) -> list[int]:
     """What one claim by ``worker`` takes, in the order it takes them."""
-    from app.campaigns import repository as repo
+    from app.sending import deliveries as repo
 
     claim = await repo.claim_batch(
         session,

@@ -14,21 +14,18 @@ import logging
 from dataclasses import dataclass
 
 import procrastinate
-from sqlalchemy import make_url, select
 
-from app.campaigns import repository as campaigns_repo
 from app.campaigns.service import start_due_scheduled
 from app.config import Settings
 from app.models import Campaign
 from app.models.base import utcnow
 from app.models.enums import CampaignStatus
 from app.runtime import Runtime
+from app.sending import deliveries
+from app.sending.dispatch import QUEUE, procrastinate_app
 from app.sending.sender import CampaignSender
 
 log = logging.getLogger(__name__)
-
-QUEUE = "shodaku-send"
-DRAIN_JOBS_PER_CAMPAIGN = 4
 
 blueprint = procrastinate.Blueprint()
 
@@ -53,25 +50,12 @@ def _require_context() -> WorkerContext:
     return _context
 
 
-def conninfo(database_url: str) -> str:
-    """The libpq connection string for the same database SQLAlchemy uses."""
-    url = make_url(database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
-
-
-DRAIN_TASK = "shodaku:drain_campaign"
-
-
-def make_procrastinate_app(settings: Settings, *, with_tasks: bool) -> procrastinate.App:
-    """An App on the configured database. Only a worker process registers the tasks (a blueprint
-    can be added to one App only); the API process defers jobs by task name."""
-    app = procrastinate.App(
-        connector=procrastinate.PsycopgConnector(
-            conninfo=conninfo(settings.database_url), min_size=1, max_size=4
-        )
-    )
-    if with_tasks:
-        app.add_tasks_from(blueprint, namespace="shodaku")
+def worker_app(settings: Settings) -> procrastinate.App:
+    """The App a worker process runs, with the tasks below. Only a worker registers them (a
+    blueprint can be added to one App only); the API process defers jobs by task name
+    (``app.sending.dispatch``)."""
+    app = procrastinate_app(settings)
+    app.add_tasks_from(blueprint, namespace="shodaku")
     return app
 
 
@@ -84,7 +68,7 @@ async def drain_campaign(campaign_id: int) -> None:
         return
     async with context.runtime.sessionmaker() as session:
         campaign = await session.get(Campaign, campaign_id)
-        due = await campaigns_repo.next_due_at(session, campaign_id)
+        due = await deliveries.next_due_at(session, campaign_id)
     if campaign is None or campaign.status != CampaignStatus.SENDING or due is None:
         return
     if due > utcnow():
@@ -102,11 +86,7 @@ async def sweep(timestamp: int) -> None:
     async with context.runtime.sessionmaker() as session, session.begin():
         await start_due_scheduled(session)
     async with context.runtime.sessionmaker() as session:
-        sending = (
-            await session.scalars(
-                select(Campaign.id).where(Campaign.status == CampaignStatus.SENDING)
-            )
-        ).all()
+        sending = await deliveries.sending_campaign_ids(session)
     for campaign_id in sending:
         await _defer(campaign_id, lock=f"shodaku-sweep-{campaign_id}")
 
@@ -128,11 +108,3 @@ async def _defer(campaign_id: int, *, lock: str | None = None) -> None:
     # AlreadyEnqueued: a job for the campaign is already waiting, which is enough.
     with contextlib.suppress(procrastinate.exceptions.AlreadyEnqueued):
         await drain_campaign.configure(queueing_lock=lock).defer_async(campaign_id=campaign_id)
-
-
-async def defer_drain_jobs(settings: Settings, campaign_id: int) -> None:
-    """Called by the API process when a campaign starts or resumes."""
-    app = make_procrastinate_app(settings, with_tasks=False)
-    async with app.open_async():
-        for _ in range(DRAIN_JOBS_PER_CAMPAIGN):
-            await app.configure_task(DRAIN_TASK, queue=QUEUE).defer_async(campaign_id=campaign_id)

@@ -9,29 +9,16 @@ import gc
 import logging
 import signal
 
-from sqlalchemy import select
-
 from app.campaigns.service import start_due_scheduled
 from app.config import Settings
 from app.mail.transport import Transport, make_transport
-from app.models import Campaign
-from app.models.enums import CampaignStatus
 from app.runtime import Runtime
+from app.sending import deliveries
 from app.sending.sender import CampaignSender
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 1.0
-
-
-async def sending_campaign_ids(runtime: Runtime) -> list[int]:
-    async with runtime.sessionmaker() as session:
-        result = await session.scalars(
-            select(Campaign.id)
-            .where(Campaign.status == CampaignStatus.SENDING)
-            .order_by(Campaign.id)
-        )
-        return list(result.all())
 
 
 async def run_inprocess_sender(
@@ -45,7 +32,9 @@ async def run_inprocess_sender(
         try:
             async with runtime.sessionmaker() as session, session.begin():
                 await start_due_scheduled(session)
-            for campaign_id in await sending_campaign_ids(runtime):
+            async with runtime.sessionmaker() as session:
+                sending = await deliveries.sending_campaign_ids(session)
+            for campaign_id in sending:
                 report = await sender.drain(campaign_id, max_batches=5)
                 worked = worked or report.claimed > 0 or report.skipped > 0
         except asyncio.CancelledError:
@@ -81,15 +70,11 @@ async def run_worker(settings: Settings, concurrency: int | None = None) -> None
             with contextlib.suppress(asyncio.CancelledError):
                 await loop_task
             return
-        from app.sending.tasks import (
-            QUEUE,
-            WorkerContext,
-            make_procrastinate_app,
-            set_worker_context,
-        )
+        from app.sending.dispatch import QUEUE
+        from app.workers.jobs import WorkerContext, set_worker_context, worker_app
 
         set_worker_context(WorkerContext(runtime=runtime, sender=sender))
-        app = make_procrastinate_app(settings, with_tasks=True)
+        app = worker_app(settings)
         async with app.open_async():
             log.info("procrastinate worker started as %s", sender.worker_id)
             await app.run_worker_async(

@@ -17,11 +17,11 @@ from app.config import Settings
 from app.errors import API_ERROR_RESPONSES, error_responses, install_error_handlers
 from app.forwarded import ForwardedHeadersMiddleware
 from app.mail.dkim import DkimKeyring
-from app.mail.outbox import run_outbox_sender
 from app.mail.system_mail import SystemMail
 from app.mail.transport import Transport, make_transport
 from app.public.answer_time import SignupAnswerFloor
 from app.runtime import Runtime
+from app.sending.outbox import run_outbox_sender
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from app.mail.compose import (
     Version,
     html_to_text,
 )
-from app.models import MailingList, Sender
+from app.mail.identity import ListIdentity, SenderIdentity
 from app.models.base import utcnow
 from app.models.enums import Charset
 
@@ -83,8 +83,7 @@ background:#fff;">
 </body></html>"""
 )
 
-SENDER = Sender(
-    id=1,
+SENDER = SenderIdentity(
     name="株式会社承諾",
     postal_address="〒100-0001 東京都千代田区千代田1-1",
     contact_email="support@shodaku.example",
@@ -97,15 +96,9 @@ SENDER = Sender(
 )
 
 
-def mailing_list(charset: str) -> MailingList:
-    return MailingList(
-        id=1,
-        sender_id=1,
-        name="承諾ニュース",
-        slug="shodaku-news",
-        purpose="",
-        language="ja",
-        charset=charset,
+def mailing_list(charset: str) -> ListIdentity:
+    return ListIdentity(
+        id=1, name="承諾ニュース", slug="shodaku-news", language="ja", charset=charset
     )
 
 

@@ -24,11 +24,11 @@ from sqlalchemy.engine import URL
 
 from app.auth.service import create_api_key
 from app.config import Settings
-from app.mail.outbox import OutboxRun, send_due
 from app.main import create_app
 from app.models import Base
 from app.models.enums import ApiKeyScope
 from app.runtime import Runtime
+from app.sending.outbox import OutboxRun, send_due
 from tests.smtp import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[1]

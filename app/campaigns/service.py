@@ -152,6 +152,7 @@ async def send_campaign(
     later edits cannot change it.
     """
     from app.mail.compose import CampaignComposer, Recipient
+    from app.mail.identity import ListIdentity, SenderIdentity
 
     campaign = await _get(session, campaign_id, principal.senders, for_update=True)
     if campaign.status != CampaignStatus.DRAFT:
@@ -193,8 +194,8 @@ async def send_campaign(
                 subject=version.subject,
                 html=version.html,
                 text=version.text,
-                sender=sender,
-                mailing_list=mailing_list,
+                sender=SenderIdentity.of(sender),
+                mailing_list=ListIdentity.of(mailing_list),
                 settings=settings,
                 language=language,
             )
@@ -292,9 +293,9 @@ def _dkim_check(settings: Settings, sender: Sender, reasons: list[str]) -> list[
     """MH-3 and DMARC alignment: whether the sender's From domain has a DKIM key. Without one
     the mail goes out unsigned: a reason to refuse where signing is required, else a warning."""
     from app.mail.dkim import DkimConfigError, DkimKeyring
-    from app.mail.system_mail import sender_domain
+    from app.mail.identity import SenderIdentity
 
-    domain = sender_domain(sender)
+    domain = SenderIdentity.of(sender).domain
     try:
         keyring = DkimKeyring.from_settings(settings)
     except DkimConfigError as exc:

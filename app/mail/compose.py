@@ -49,6 +49,7 @@ from app.config import Settings
 from app.mail import iso2022jp
 from app.mail.dkim import DkimKeyring, DkimSigner
 from app.mail.html_document import HtmlPart, declare_charset
+from app.mail.identity import ISO_2022_JP, ListIdentity, SenderIdentity
 from app.mail.mime import (
     CRLF,
     HARD_LINE,
@@ -75,10 +76,7 @@ from app.mail.system_mail import (
     EMAIL_TEMPLATES_DIR,
     SYSTEM_LANGUAGES,
     make_message_id,
-    sender_domain,
 )
-from app.models import MailingList, Sender
-from app.models.enums import Charset
 
 __all__ = [
     "CampaignComposer",
@@ -251,7 +249,7 @@ def _contact_href(url: str | None) -> str | None:
     return url if url and url.lower().startswith(("https://", "http://")) else None
 
 
-def footer_language(mailing_list: MailingList, language: str | None = None) -> str:
+def footer_language(mailing_list: ListIdentity, language: str | None = None) -> str:
     """The language of a recipient's legal footer: theirs, else the list's, else Japanese."""
     for candidate in (language, mailing_list.language):
         if candidate in SYSTEM_LANGUAGES:
@@ -259,7 +257,7 @@ def footer_language(mailing_list: MailingList, language: str | None = None) -> s
     return "ja"
 
 
-def _render_footer(sender: Sender, mailing_list: MailingList, lang: str) -> _Footer:
+def _render_footer(sender: SenderIdentity, mailing_list: ListIdentity, lang: str) -> _Footer:
     """MH-1: the display items, from the sender record, in the recipient's language."""
     placeholder = f"shodakuunsubscribe{secrets.token_hex(8)}"
     context = {
@@ -340,8 +338,8 @@ class CampaignComposer:
         subject: str,
         html: str,
         text: str | None,
-        sender: Sender,
-        mailing_list: MailingList,
+        sender: SenderIdentity,
+        mailing_list: ListIdentity,
         settings: Settings,
         dkim: bool = True,
         language: str | None = None,
@@ -368,7 +366,7 @@ class CampaignComposer:
         self._subject = compile_part("subject", subject)
         # MH-2: the envelope sender and the Message-ID are on the sender's own domain.
         self.envelope_from = _check_header_value("from_email", sender.from_email)
-        domain = sender_domain(sender)
+        domain = sender.domain
         try:
             self._message_id_domain = domain.encode("idna").decode("ascii")
         except UnicodeError as exc:
@@ -424,7 +422,7 @@ class CampaignComposer:
         return self
 
     def _build_skeleton(
-        self, sender: Sender, mailing_list: MailingList, fixed_subject: str | None
+        self, sender: SenderIdentity, mailing_list: ListIdentity, fixed_subject: str | None
     ) -> None:
         domain = self._message_id_domain
         label = _LIST_ID_LABEL.sub("-", mailing_list.slug).strip("-") or f"list-{mailing_list.id}"
@@ -447,7 +445,7 @@ class CampaignComposer:
         ).encode("ascii")
         self._end = f"{CRLF}--{boundary}--{CRLF}".encode("ascii")
         self._jis = None
-        if mailing_list.charset != Charset.ISO_2022_JP:
+        if mailing_list.charset != ISO_2022_JP:
             return
         jis_list_header = (
             list_header if _plain_ascii(list_name) else phrase_jis("List-Id", list_name, list_id)
@@ -474,7 +472,9 @@ class CampaignComposer:
         )
 
     @staticmethod
-    def _skeleton_headers(from_header: str, sender: Sender, list_id: str, boundary: str) -> bytes:
+    def _skeleton_headers(
+        from_header: str, sender: SenderIdentity, list_id: str, boundary: str
+    ) -> bytes:
         headers = ["From: " + from_header]
         if sender.reply_to:
             headers.append("Reply-To: " + mailbox(None, sender.reply_to, "Reply-To"))
@@ -655,8 +655,8 @@ class CampaignComposers:
         *,
         main: Version,
         versions: Mapping[str, Version],
-        sender: Sender,
-        mailing_list: MailingList,
+        sender: SenderIdentity,
+        mailing_list: ListIdentity,
         settings: Settings,
         dkim: bool = True,
     ) -> None:

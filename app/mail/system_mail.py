@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -17,10 +18,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from app.mail import iso2022jp
 from app.mail.dkim import DkimKeyring
+from app.mail.identity import ISO_2022_JP, ListIdentity, SenderIdentity
 from app.mail.mime import CRLF, header_text, header_text_jis, mailbox, mailbox_jis, text_part
-from app.models import MailingList, Sender
-from app.models.base import utcnow
-from app.models.enums import Charset
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +28,9 @@ EMAIL_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "email_templates"
 SYSTEM_LANGUAGES = ("ja", "en")
 
 
-def sender_domain(sender: Sender) -> str:
-    return sender.from_email.rpartition("@")[2] or "localhost"
-
-
 def make_message_id(domain: str) -> str:
     """A unique Message-ID on the sender's own domain (MH-2), without make_msgid()'s getfqdn()."""
     return f"<{secrets.token_hex(16)}@{domain}>"
-
-
-def sender_contact(sender: Sender) -> str:
-    return sender.contact_email or sender.contact_phone or sender.contact_url or ""
 
 
 class SystemMail:
@@ -58,8 +49,8 @@ class SystemMail:
         self,
         *,
         to: str,
-        mailing_list: MailingList,
-        sender: Sender,
+        mailing_list: ListIdentity,
+        sender: SenderIdentity,
         confirm_url: str,
         expires_days: int,
         consent_text: str | None = None,
@@ -80,7 +71,7 @@ class SystemMail:
             "sender_name": sender.name,
             "list_name": mailing_list.name,
             "postal_address": sender.postal_address,
-            "contact": sender_contact(sender),
+            "contact": sender.contact,
             "confirm_url": confirm_url,
             "expires_days": expires_days,
             "consent_text": consent_text,
@@ -90,7 +81,7 @@ class SystemMail:
         subject = " ".join(subject.split())
         text = self._env.get_template(f"confirmation_{lang}.txt").render(context)
         html = self._env.get_template(f"confirmation_{lang}.html")
-        if mailing_list.charset == Charset.ISO_2022_JP:
+        if mailing_list.charset == ISO_2022_JP:
             data = self._message_jis(
                 sender=sender,
                 to=to,
@@ -115,7 +106,9 @@ class SystemMail:
             html=html.render(context, charset="utf-8"),
         )
 
-    def _message(self, *, sender: Sender, to: str, subject: str, text: str, html: str) -> bytes:
+    def _message(
+        self, *, sender: SenderIdentity, to: str, subject: str, text: str, html: str
+    ) -> bytes:
         """MH-4: one From, one Date, a unique Message-ID, multipart/alternative with the text part
         first; DKIM-signed with the From domain's key when there is one (MH-3)."""
         return self._assemble(
@@ -128,7 +121,7 @@ class SystemMail:
         )
 
     def _message_jis(
-        self, *, sender: Sender, to: str, subject: str, text: str, html: str
+        self, *, sender: SenderIdentity, to: str, subject: str, text: str, html: str
     ) -> bytes | None:
         """``_message`` in ISO-2022-JP (RFC 1468); None when it cannot carry a character of the
         mail (the sender's name, the quoted consent wording...): the mail then goes in UTF-8."""
@@ -150,20 +143,20 @@ class SystemMail:
     def _assemble(
         self,
         *,
-        sender: Sender,
+        sender: SenderIdentity,
         from_header: str,
         to: str,
         subject_header: str,
         text_part: bytes,
         html_part: bytes,
     ) -> bytes:
-        domain = sender_domain(sender)
+        domain = sender.domain
         boundary = f"=_shodaku_{secrets.token_hex(16)}"
         headers = [
             "From: " + from_header,
             "To: " + mailbox(None, to, "To"),
             "Subject: " + subject_header,
-            "Date: " + format_datetime(utcnow()),
+            "Date: " + format_datetime(datetime.now(UTC)),
             "Message-ID: " + make_message_id(domain),
             # An automatic reply to this mail would go to a person who asked for nothing.
             "Auto-Submitted: auto-generated",

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.addresses import mask_address, redact_addresses
 from app.mail.compose import CampaignComposers, Recipient, Version
+from app.mail.identity import ListIdentity, SenderIdentity
 from app.mail.sandbox import message_budget
 from app.mail.transport import Connection, SendFailure, Transport, retry_delay
 from app.models import Campaign, CampaignVariant, MailingList, Sender
@@ -116,8 +117,8 @@ class CampaignSender:
                 versions={
                     v.language: Version(v.subject or "", v.html or "", v.text) for v in variants
                 },
-                sender=sender,
-                mailing_list=mailing_list,
+                sender=SenderIdentity.of(sender),
+                mailing_list=ListIdentity.of(mailing_list),
                 settings=self.settings,
             )
             composers.build_all()

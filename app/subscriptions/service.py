@@ -433,7 +433,7 @@ async def confirm(
             # The confirm page shows the wording recorded with the request above the button.
             "wording_shown_at_confirmation": event.consent_text_hash is not None,
             # The mail that carried the link quoted it too, when it was the operator's own
-            # (the hosted form's, or registered for the list): see app/mail/outbox.py.
+            # (the hosted form's, or registered for the list): see app/sending/outbox.py.
             "wording_quoted_in_mail": await _wording_quoted_in_mail(session, event),
         },
         double_opt_in_requested_at=event.double_opt_in_requested_at,

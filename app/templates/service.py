@@ -19,6 +19,7 @@ from app.config import Settings
 from app.errors import Conflict, InvalidInput, NotFound
 from app.lists import repository as lists_repo
 from app.mail.compose import CampaignComposer, Recipient, RenderedMessage, sample_recipient
+from app.mail.identity import ListIdentity, SenderIdentity
 from app.mail.sandbox import check_single_line
 from app.models import MailingList, Sender, Subscriber, Template
 from app.models.enums import Language
@@ -30,8 +31,7 @@ from app.templates.schemas import TemplateCreate, TemplateUpdate
 
 # The identity a template is tried with when it is saved: every footer item is filled in, so a
 # template that renders here renders for any complete sender.
-_SAMPLE_SENDER = Sender(
-    id=0,
+_SAMPLE_SENDER = SenderIdentity(
     name="株式会社サンプル",
     postal_address="〒100-0001 東京都千代田区千代田1-1",
     contact_email="info@example.jp",
@@ -44,9 +44,7 @@ _SAMPLE_SENDER = Sender(
 )
 
 
-_SAMPLE_LIST = MailingList(
-    id=0, sender_id=0, name="サンプルニュース", slug="sample", purpose="", language=Language.JA
-)
+_SAMPLE_LIST = ListIdentity(id=0, name="サンプルニュース", slug="sample", language=Language.JA)
 
 
 _T = TypeVar("_T")
@@ -241,8 +239,8 @@ def _render_preview(
         subject=template.subject,
         html=template.html,
         text=template.text,
-        sender=sender,
-        mailing_list=mailing_list,
+        sender=SenderIdentity.of(sender),
+        mailing_list=ListIdentity.of(mailing_list),
         settings=settings,
         dkim=False,
         language=language,

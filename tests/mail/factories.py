@@ -9,7 +9,7 @@ from typing import Any
 
 from app.config import Settings
 from app.mail.compose import CampaignComposer, Recipient
-from app.models import MailingList, Sender
+from app.mail.identity import ListIdentity, SenderIdentity
 
 BASE_URL = "https://news.example.test"
 REFUSAL = {
@@ -26,9 +26,8 @@ def settings(**overrides: Any) -> Settings:
     return Settings(env="dev", base_url=BASE_URL, **overrides)
 
 
-def make_sender(**overrides: Any) -> Sender:
+def make_sender(**overrides: Any) -> SenderIdentity:
     values: dict[str, Any] = {
-        "id": 1,
         "name": "株式会社承諾",
         "postal_address": "〒100-0001\n東京都千代田区千代田1-1",
         "contact_email": "support@shodaku.example",
@@ -40,21 +39,18 @@ def make_sender(**overrides: Any) -> Sender:
         "responsible_person": "山田花子",
     }
     values.update(overrides)
-    return Sender(**values)
+    return SenderIdentity(**values)
 
 
-def make_list(language: str = "ja", **overrides: Any) -> MailingList:
+def make_list(language: str = "ja", **overrides: Any) -> ListIdentity:
     values: dict[str, Any] = {
         "id": 7,
-        "sender_id": 1,
         "name": "承諾ニュース",
         "slug": "shodaku-news",
-        "purpose": "お知らせ",
-        "double_opt_in": True,
         "language": language,
     }
     values.update(overrides)
-    return MailingList(**values)
+    return ListIdentity(**values)
 
 
 def composer(
@@ -62,8 +58,8 @@ def composer(
     subject: str = "{{ name }}様へ 今月のお知らせ",
     html: str = HTML,
     text: str | None = None,
-    sender: Sender | None = None,
-    mailing_list: MailingList | None = None,
+    sender: SenderIdentity | None = None,
+    mailing_list: ListIdentity | None = None,
     **settings_overrides: Any,
 ) -> CampaignComposer:
     return CampaignComposer.build(

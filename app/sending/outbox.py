@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.addresses import mask_address, redact_addresses
+from app.mail.identity import ListIdentity, SenderIdentity
 from app.mail.system_mail import SystemMail
 from app.mail.transport import SendFailure, Transport, retry_delay
 from app.models import (
@@ -174,8 +175,8 @@ async def _send_one(
     token = runtime.signer.confirm_token(row.consent_event_id)
     data = system_mail.confirmation(
         to=subscriber.email,
-        mailing_list=mailing_list,
-        sender=sender,
+        mailing_list=ListIdentity.of(mailing_list),
+        sender=SenderIdentity.of(sender),
         confirm_url=runtime.confirm_url(token),
         consent_text=wordings.get(row.consent_event_id),
         wording_on_page=row.consent_event_id in wordings,

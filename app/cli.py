@@ -292,19 +292,63 @@ def _apikey_revoke(args: argparse.Namespace) -> None:
     print(f"API key {view.key.id} ({view.key.name!r}) revoked at {_when(view.key.revoked_at)}")
 
 
-def _purge(args: argparse.Namespace) -> None:
-    from app.privacy.retention import purge_command
+async def _purge_command(settings: Settings, *, dry_run: bool) -> int:
+    """``shodaku purge [--dry-run]``: purge now, print the counts; the exit code."""
+    from sqlalchemy.exc import SQLAlchemyError
 
+    from app.db import make_engine, make_sessionmaker
+    from app.privacy.retention import purge
+
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        report = await purge(make_sessionmaker(engine), dry_run=dry_run)
+    except SQLAlchemyError as exc:
+        # The first line only: the statement and its parameters (addresses) stay out.
+        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+        print(f"shodaku purge: database error: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    if dry_run:
+        print("dry run: nothing was changed")
+    for line in report.lines(dry_run=dry_run):
+        print(line)
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> None:
     settings = _settings()
     _configure_logging()
-    raise SystemExit(asyncio.run(purge_command(settings, dry_run=args.dry_run)))
+    raise SystemExit(asyncio.run(_purge_command(settings, dry_run=args.dry_run)))
+
+
+async def _verify_ledger_command(settings: Settings) -> int:
+    """``shodaku verify-ledger`` (CR-3): 0 and ``ledger ok: N events, M senders``, or 1 and the
+    first broken event; 2 if the ledger cannot be read at all."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from app.db import make_engine, make_sessionmaker
+    from app.ledger.service import verify_ledger
+
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        verdict = await verify_ledger(make_sessionmaker(engine))
+    except (OperationalError, ProgrammingError) as exc:
+        print(
+            f"shodaku: cannot read the ledger ({type(exc).__name__}); "
+            "is the database reachable and migrated (shodaku migrate)?",
+            file=sys.stderr,
+        )
+        return 2
+    finally:
+        await engine.dispose()
+    print(verdict.summary())
+    return 0 if verdict.ok else 1
 
 
 def _verify_ledger(_args: argparse.Namespace) -> None:
-    from app.ledger.service import verify_command
-
     settings = _settings()
-    raise SystemExit(asyncio.run(verify_command(settings)))
+    raise SystemExit(asyncio.run(_verify_ledger_command(settings)))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,13 +4,10 @@ which reads the ledger for every recipient, is ``app.campaigns.compliance_report
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 
-from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
 from app.ledger import repository as repo
 from app.ledger.chain import event_hash
 from app.models import ConsentEvent
@@ -164,24 +161,3 @@ async def verify_ledger(sessionmaker: async_sessionmaker[AsyncSession]) -> Ledge
             verdict.broken = broken
             return verdict
     return verdict
-
-
-async def verify_command(settings: Settings) -> int:
-    """``shodaku verify-ledger``: 0 and ``ledger ok: N events, M senders``, or 1 and the first
-    broken event; 2 if the ledger cannot be read at all."""
-    from app.db import make_engine, make_sessionmaker
-
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        verdict = await verify_ledger(make_sessionmaker(engine))
-    except (OperationalError, ProgrammingError) as exc:
-        print(
-            f"shodaku: cannot read the ledger ({type(exc).__name__}); "
-            "is the database reachable and migrated (shodaku migrate)?",
-            file=sys.stderr,
-        )
-        return 2
-    finally:
-        await engine.dispose()
-    print(verdict.summary())
-    return 0 if verdict.ok else 1

@@ -35,16 +35,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.config import Settings
-from app.db import make_engine, make_sessionmaker
+from app.background import run_forever
 from app.models.base import utcnow
 from app.privacy import repository as repo
 from app.privacy.repository import AddressActivity, HeldEvent
@@ -219,25 +216,6 @@ async def purge(
     return report
 
 
-async def purge_command(settings: Settings, *, dry_run: bool) -> int:
-    """``shodaku purge [--dry-run]``: purge now, print the counts; the exit code."""
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        report = await purge(make_sessionmaker(engine), dry_run=dry_run)
-    except SQLAlchemyError as exc:
-        # The first line only: the statement and its parameters (addresses) stay out.
-        reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
-        print(f"shodaku purge: database error: {reason}", file=sys.stderr)
-        return 1
-    finally:
-        await engine.dispose()
-    if dry_run:
-        print("dry run: nothing was changed")
-    for line in report.lines(dry_run=dry_run):
-        print(line)
-    return 0
-
-
 async def run_periodic_purge(
     runtime: Runtime,
     *,
@@ -249,13 +227,11 @@ async def run_periodic_purge(
     failed run is logged and retried later; the loop ends only when cancelled. (On PostgreSQL
     the workers run it as a procrastinate periodic task.)"""
     await asyncio.sleep(first_delay)
-    while True:
-        delay = interval
-        try:
-            await purge(runtime.sessionmaker, dry_run=False)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("retention purge failed; retrying in %s s", min(interval, retry_after))
-            delay = min(interval, retry_after)
-        await asyncio.sleep(delay)
+
+    async def step() -> bool:
+        await purge(runtime.sessionmaker, dry_run=False)
+        return False
+
+    await run_forever(
+        step, name="retention purge", idle_seconds=interval, retry_seconds=retry_after
+    )

@@ -62,9 +62,9 @@ def create_app(
                 asyncio.create_task(run_outbox_sender(runtime, mail_transport, system_mail))
             )
         if with_sender:
-            from app.workers.worker import run_inprocess_sender
+            from app.workers.worker import run_inprocess_loop
 
-            tasks.append(asyncio.create_task(run_inprocess_sender(runtime, mail_transport)))
+            tasks.append(asyncio.create_task(run_inprocess_loop(runtime, mail_transport)))
         if run_outbox and settings.is_sqlite:
             # On PostgreSQL the purge is a procrastinate periodic task run by the workers.
             from app.privacy.retention import run_periodic_purge

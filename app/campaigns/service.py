@@ -151,7 +151,7 @@ async def send_campaign(
     carry, a list with nobody who may be mailed. The templates are copied into the campaign so
     later edits cannot change it.
     """
-    from app.mail.compose import CampaignComposer, Recipient
+    from app.mail.compose import CampaignComposer, sample_recipient
     from app.mail.identity import ListIdentity, SenderIdentity
 
     campaign = await _get(session, campaign_id, principal.senders, for_update=True)
@@ -199,13 +199,7 @@ async def send_campaign(
                 settings=settings,
                 language=language,
             )
-            sample = Recipient(
-                subscriber_id=0,
-                email="taro@example.jp",
-                name="山田太郎",
-                attributes={},
-                unsubscribe_url=f"{settings.base_url}/unsubscribe/preflight",
-            )
+            sample = sample_recipient(settings)
             composer.compose(sample)
             if mailing_list.charset != Charset.ISO_2022_JP:
                 return {}

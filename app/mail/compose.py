@@ -46,6 +46,7 @@ from jinja2 import (
 from markupsafe import Markup
 
 from app.config import Settings
+from app.languages import choose_lang
 from app.mail import iso2022jp
 from app.mail.dkim import DkimKeyring, DkimSigner
 from app.mail.html_document import HtmlPart, declare_charset
@@ -251,10 +252,7 @@ def _contact_href(url: str | None) -> str | None:
 
 def footer_language(mailing_list: ListIdentity, language: str | None = None) -> str:
     """The language of a recipient's legal footer: theirs, else the list's, else Japanese."""
-    for candidate in (language, mailing_list.language):
-        if candidate in SYSTEM_LANGUAGES:
-            return candidate
-    return "ja"
+    return choose_lang(language, mailing_list.language)
 
 
 def _render_footer(sender: SenderIdentity, mailing_list: ListIdentity, lang: str) -> _Footer:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from app.languages import LANGS, choose_lang
 from app.mail import iso2022jp
 from app.mail.dkim import DkimKeyring
 from app.mail.identity import ISO_2022_JP, ListIdentity, SenderIdentity
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 EMAIL_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "email_templates"
 # The languages the system mails and the legal footer are written in (email_templates/*_ja.*).
-SYSTEM_LANGUAGES = ("ja", "en")
+SYSTEM_LANGUAGES = LANGS
 
 
 def make_message_id(domain: str) -> str:
@@ -65,7 +66,7 @@ class SystemMail:
         ``wording_on_page``): the mail then says the confirm page shows it.
 
         In ``language``, the one the person signed up in, else the list's."""
-        lang = next((c for c in (language, mailing_list.language) if c in SYSTEM_LANGUAGES), "ja")
+        lang = choose_lang(language, mailing_list.language)
         context = {
             "lang": lang,
             "sender_name": sender.name,

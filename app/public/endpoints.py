@@ -38,17 +38,11 @@ from app.errors import (
     NotFound,
     TooManyRequests,
 )
+from app.languages import Lang, choose_lang, supported
 from app.models import MailingList, Sender
 from app.models.enums import ConsentMethod
 from app.public import pages
-from app.public.i18n import (
-    Lang,
-    Translator,
-    accept_language,
-    choose_lang,
-    consent_wording,
-    supported,
-)
+from app.public.i18n import Translator, accept_language, consent_wording
 from app.public.rate_limit import SignupLimits, get_signup_limits
 from app.public.schemas import (
     NAME_MAX,

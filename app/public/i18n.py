@@ -10,30 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Literal, get_args
 
-Lang = Literal["ja", "en"]
-LANGS: tuple[Lang, ...] = get_args(Lang)
+from app.languages import LANGS, Lang, choose_lang, supported
+
 # Each language named in itself: the switch to it reads in the language it leads to.
 LANGUAGE_NAMES: Mapping[Lang, str] = {"ja": "日本語", "en": "English"}
-
-
-def supported(value: str | None) -> Lang | None:
-    """``value`` if it is one of the languages Shodaku speaks, else None."""
-    for lang in LANGS:
-        if value == lang:
-            return lang
-    return None
-
-
-def choose_lang(*candidates: str | None) -> Lang:
-    """The first candidate Shodaku speaks (the one asked for, then what is known about the
-    person, then the list's); Japanese when none is."""
-    for candidate in candidates:
-        found = supported(candidate)
-        if found is not None:
-            return found
-    return "ja"
 
 
 def pick_lang(requested: str | None, default: str) -> Lang:

@@ -15,10 +15,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.background import BackgroundTask
 
 from app.errors import AppError
+from app.languages import LANGS, Lang
 from app.models import MailingList, Sender
-from app.public.i18n import LANGS, LANGUAGE_NAMES, Lang, Translator, other_lang
+from app.public.i18n import LANGUAGE_NAMES, Translator, other_lang
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+PAGES_DIR = Path(__file__).resolve().parent / "page_html"
 
 SECURITY_HEADERS: dict[str, str] = {
     "Cache-Control": "no-store",
@@ -33,7 +34,7 @@ SECURITY_HEADERS: dict[str, str] = {
 }
 
 _env = Environment(
-    loader=FileSystemLoader(TEMPLATES_DIR),
+    loader=FileSystemLoader(PAGES_DIR),
     autoescape=select_autoescape(["html"], default_for_string=True, default=True),
     undefined=StrictUndefined,
     trim_blocks=True,

@@ -42,7 +42,7 @@ from app.models.enums import (
     CampaignStatus,
     DeliveryStatus,
 )
-from app.subscriptions.repository import GateVerdict, gate_verdict
+from app.subscriptions.repository import GateVerdict, gate_verdict, relied_on_event
 
 
 def _dialect(session: AsyncSession) -> str:
@@ -150,7 +150,7 @@ def _gate_rows(ids: Iterable[int] | None = None) -> Select[Any]:
             Delivery.id,
             Delivery.subscriber_id,
             gate_verdict(Subscription, Subscriber, MailingList).label("verdict"),
-            func.coalesce(Subscription.confirm_event_id, Subscription.grant_event_id),
+            relied_on_event(),
             Subscriber.email,
             Subscriber.name,
             Subscriber.attributes,
@@ -378,7 +378,7 @@ def _build_start_statement() -> Any:
         .exists()
     )
     relied_on = (
-        select(func.coalesce(sub.c.confirm_event_id, sub.c.grant_event_id))
+        select(relied_on_event(sub.c))
         .select_from(sub)
         .join(campaign, campaign.c.id == d.c.campaign_id)
         .where(sub.c.subscriber_id == d.c.subscriber_id, sub.c.list_id == campaign.c.list_id)

@@ -6,8 +6,6 @@ transaction, then marked sent, or retried with exponential backoff on failure.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.addresses import mask_address, redact_addresses
+from app.background import run_forever
 from app.mail.identity import ListIdentity, SenderIdentity
 from app.mail.system_mail import SystemMail
 from app.mail.transport import SendFailure, Transport, retry_delay
@@ -208,15 +207,14 @@ async def run_outbox_sender(
     runtime: Runtime, transport: Transport, system_mail: SystemMail
 ) -> None:
     """Loop for the life of the process: wake on new outbox rows or every poll interval."""
-    while True:
-        try:
-            await send_due(runtime, transport, system_mail)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("outbox sender failed; retrying")
-        runtime.outbox_wakeup.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                runtime.outbox_wakeup.wait(), timeout=runtime.settings.outbox_poll_seconds
-            )
+
+    async def step() -> bool:
+        await send_due(runtime, transport, system_mail)
+        return False
+
+    await run_forever(
+        step,
+        name="outbox sender",
+        idle_seconds=runtime.settings.outbox_poll_seconds,
+        wakeup=runtime.outbox_wakeup,
+    )

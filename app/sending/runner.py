@@ -59,7 +59,7 @@ class DrainReport:
     finished: bool = False
 
 
-class CampaignSender:
+class DeliveryRunner:
     """Sends campaigns over one transport. One per process; safe to drain several campaigns."""
 
     def __init__(
@@ -80,7 +80,7 @@ class CampaignSender:
         self._compose_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compose")
 
     @contextlib.asynccontextmanager
-    async def _ledger_transaction(self) -> AsyncIterator[AsyncSession]:
+    async def _bookkeeping_transaction(self) -> AsyncIterator[AsyncSession]:
         """A transaction of the worker's own bookkeeping (claims, send windows, results).
 
         On PostgreSQL it commits without waiting for the WAL flush (synchronous_commit off):
@@ -128,7 +128,7 @@ class CampaignSender:
     async def _materialize_some(self, campaign_id: int) -> bool:
         """Materialise one more batch of deliveries if the campaign still needs it. On
         PostgreSQL the campaign row is locked SKIP LOCKED so one worker does it at a time."""
-        async with self._ledger_transaction() as session:
+        async with self._bookkeeping_transaction() as session:
             stmt = select(Campaign).where(
                 Campaign.id == campaign_id,
                 Campaign.status == CampaignStatus.SENDING,
@@ -167,7 +167,7 @@ class CampaignSender:
             except Exception as exc:
                 await self._pause_uncomposable(campaign_id, exc)
                 break
-            async with self._ledger_transaction() as session:
+            async with self._bookkeeping_transaction() as session:
                 claim = await deliveries.claim_batch(
                     session,
                     campaign_id=campaign_id,
@@ -240,7 +240,7 @@ class CampaignSender:
             await self._record(pending)
 
     async def _record(self, results: Sequence[DeliveryResult]) -> None:
-        async with self._ledger_transaction() as session:
+        async with self._bookkeeping_transaction() as session:
             await deliveries.record_results(session, results, worker=self.worker_id)
 
     def _compose_chunk(
@@ -343,7 +343,7 @@ class CampaignSender:
         transaction was refused, already recorded."""
         results: list[DeliveryResult] = []
         started: dict[int, int] = {}  # delivery id -> index of its connection
-        async with self._ledger_transaction() as session:
+        async with self._bookkeeping_transaction() as session:
             if earlier:
                 await deliveries.record_results(session, earlier, worker=self.worker_id)
             window = await deliveries.open_send_window(

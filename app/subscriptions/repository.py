@@ -190,6 +190,12 @@ def gate_verdict(
     )
 
 
+def relied_on_event(subscription: type[Subscription] | Any = Subscription) -> ColumnElement[int]:
+    """SG-1, CR-3: the consent event a delivery relies on: the confirmation when there is one
+    (double opt-in), else the grant itself. Recorded with every delivery."""
+    return func.coalesce(subscription.confirm_event_id, subscription.grant_event_id)
+
+
 @dataclass(frozen=True, slots=True)
 class GateDecision:
     verdict: GateVerdict
@@ -206,7 +212,7 @@ async def check_gate(session: AsyncSession, subscriber_id: int, list_id: int) ->
         await session.execute(
             select(
                 gate_verdict(),
-                func.coalesce(Subscription.confirm_event_id, Subscription.grant_event_id),
+                relied_on_event(),
             )
             .select_from(Subscription)
             .join(Subscriber, Subscriber.id == Subscription.subscriber_id)

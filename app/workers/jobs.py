@@ -23,7 +23,7 @@ from app.models.enums import CampaignStatus
 from app.runtime import Runtime
 from app.sending import deliveries
 from app.sending.dispatch import QUEUE, procrastinate_app
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ blueprint = procrastinate.Blueprint()
 @dataclass
 class WorkerContext:
     runtime: Runtime
-    sender: CampaignSender
+    runner: DeliveryRunner
 
 
 _context: WorkerContext | None = None
@@ -63,7 +63,7 @@ def worker_app(settings: Settings) -> procrastinate.App:
 async def drain_campaign(campaign_id: int) -> None:
     """Send what the campaign has due; then, if retries are waiting, come back when due."""
     context = _require_context()
-    report = await context.sender.drain(campaign_id)
+    report = await context.runner.drain(campaign_id)
     if report.finished:
         return
     async with context.runtime.sessionmaker() as session:

@@ -29,7 +29,7 @@ from app.models import Base
 from app.models.enums import ApiKeyScope
 from app.runtime import Runtime
 from app.sending.outbox import OutboxRun, send_due
-from tests.smtp import SmtpServer
+from tests.smtp import SmtpServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_URL = "https://news.example.test"
@@ -108,23 +108,31 @@ def is_postgres(database_url: str) -> bool:
 
 
 @pytest.fixture
-def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+def smtp_port() -> int:
+    """The port the app sends to. Nothing listens there unless the test asks for ``smtp_server``
+    too: a test that reads no mail starts no server, and one that mails without reading it
+    fails on the refused connection rather than passing unseen."""
+    return free_port()
+
+
+@pytest.fixture
+def smtp_server(request: pytest.FixtureRequest, smtp_port: int) -> Iterator[SmtpServer]:
     """Offers PIPELINING unless a test parametrizes it indirectly with ``False``."""
-    server = SmtpServer(pipelining=getattr(request, "param", True))
+    server = SmtpServer(smtp_port, pipelining=getattr(request, "param", True))
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def settings(database_url: str, smtp_server: SmtpServer, tmp_path: Path) -> Settings:
+def settings(database_url: str, smtp_port: int, tmp_path: Path) -> Settings:
     return Settings(
         env="dev",
         database_url=database_url,
         secret_keys=TEST_KEYS,
         base_url=BASE_URL,
-        smtp_host=smtp_server.host,
-        smtp_port=smtp_server.port,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
         outbox_dir=tmp_path / "outbox",
         send_concurrency=4,
         # Off: tests sign up hundreds of times; tests/public/test_answer_time.py turns it on.

@@ -4,7 +4,7 @@ unsubscribe or confirm token, no API key and no full address.
 One run through the real parts: an API key created by ``shodaku apikey create``, the app served
 by uvicorn as ``shodaku serve`` serves it (its own access log off, ours on), a signup whose
 confirmation mail goes through a real SMTP server (aiosmtpd), the confirmation, consent recorded
-by the admin API, a campaign sent by ``CampaignSender`` with one recipient refused by the server
+by the admin API, a campaign sent by ``DeliveryRunner`` with one recipient refused by the server
 in the words real servers use (they quote the address), a one-click unsubscribe, an opt-out by
 the admin API, the exports. Every log record of the process is captured at DEBUG, and then
 searched for every secret and every address the run used.
@@ -28,7 +28,7 @@ import uvicorn
 
 from app.config import Settings
 from app.main import create_app
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from tests.conftest import deliver_outbox, wait_for
 from tests.smtp import SmtpServer, free_port
 
@@ -219,7 +219,7 @@ async def test_ds6_no_token_key_or_address_reaches_any_log_in_a_full_run(
             )
             campaign_id = campaign.json()["id"]
             assert (await admin.post(f"/campaigns/{campaign_id}/send")).status_code == 202
-            report = await CampaignSender(runtime, app.state.transport).drain(campaign_id)
+            report = await DeliveryRunner(runtime, app.state.transport).drain(campaign_id)
             assert report.finished
             assert smtp_server.messages_to(taro)
             assert not smtp_server.messages_to(saburo)

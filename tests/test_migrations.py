@@ -16,7 +16,7 @@ from sqlalchemy import Integer, text
 from app.db import make_engine
 from app.models import Base
 from tests.conftest import _alembic_config
-from tests.test_cli import _env, _run
+from tests.processes import _env, _run
 
 IDS_NEVER_REUSED = "941aae4236c1"
 

@@ -14,22 +14,7 @@ from sqlalchemy import update
 from app.models import ApiKey
 from app.runtime import Runtime
 from tests.admin.conftest import SENDER, create_sender
-from tests.conftest import BASE_URL
-
-
-def api(app: Any, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, client=("198.51.100.9", 40009)),
-        base_url=f"{BASE_URL}/api/v1",
-        headers={"Authorization": f"Bearer {key}"},
-    )
-
-
-async def create_key(admin: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
-    response = await admin.post("/api-keys", json={"name": "ops", **body})
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
+from tests.admin.helpers import api, create_key
 
 
 async def set_key(runtime: Runtime, key_id: int, **values: Any) -> None:

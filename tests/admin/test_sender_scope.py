@@ -22,7 +22,7 @@ import pytest
 from app.models import Delivery
 from app.runtime import Runtime
 from tests.admin.conftest import SENDER, consent_body, create_list, create_sender, record_consent
-from tests.admin.test_api_keys import api, create_key
+from tests.admin.helpers import api, create_key
 
 TEMPLATE = {
     "subject": "{{ list.name }} のお知らせ",

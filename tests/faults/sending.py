@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from app.models import Campaign, Delivery
 from app.models.enums import CampaignStatus, DeliveryStatus
 from app.runtime import Runtime
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from tests.smtp import SmtpServer
 
 
@@ -66,7 +66,7 @@ async def fast_forward_backoff(runtime: Runtime, campaign_id: int) -> int:
 
 async def send_until_finished(
     runtime: Runtime,
-    sender: CampaignSender,
+    sender: DeliveryRunner,
     campaign_id: int,
     *,
     seconds: float,

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from app.models import Delivery
 from app.models.enums import DeliveryStatus
-from app.sending.sender import CampaignSender, retry_delay
+from app.sending.runner import DeliveryRunner, retry_delay
 from tests.faults.scripted_smtp import ScriptedSmtpServer
 from tests.faults.sending import (
     duplicates,
@@ -29,8 +29,7 @@ from tests.faults.sending import (
     send_until_finished,
     wait_until,
 )
-from tests.sending.factories import consent_many, make_world
-from tests.sending.test_campaigns import start
+from tests.sending.factories import consent_many, make_world, start
 
 RECIPIENTS = 60
 
@@ -53,7 +52,7 @@ async def _outage_mid_campaign(
     smtp_server.behaviour.on_data = _slow_server
     campaign = await start(admin, world)
     campaign_id = campaign["id"]
-    sender = CampaignSender(runtime, app.state.transport, worker_id="outage-worker")
+    sender = DeliveryRunner(runtime, app.state.transport, worker_id="outage-worker")
     server_back = asyncio.Event()
 
     async def backoff_elapsed() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.models import Suppression
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from tests.faults.scripted_smtp import ScriptedSmtpServer
 from tests.faults.sending import (
     fast_forward_backoff,
@@ -19,8 +19,7 @@ from tests.faults.sending import (
     mailbox_counts,
     send_until_finished,
 )
-from tests.sending.factories import consent_many, make_world
-from tests.sending.test_campaigns import start
+from tests.sending.factories import consent_many, make_world, start
 
 SERVICE_CLOSING = "421 4.3.2 Service shutting down, closing transmission channel"
 TRY_LATER = "451 4.3.0 Temporary local problem, try again later"
@@ -52,7 +51,7 @@ async def test_transient_refusals_retry_to_success_and_unknown_users_are_suppres
 
     campaign = await start(admin, world)
     campaign_id = campaign["id"]
-    sender = CampaignSender(runtime, app.state.transport, worker_id="refusals-worker")
+    sender = DeliveryRunner(runtime, app.state.transport, worker_id="refusals-worker")
 
     # First pass: everything is tried once.
     await sender.drain(campaign_id)

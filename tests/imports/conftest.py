@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.models import (
     AuditLog,
@@ -20,6 +20,7 @@ from app.models import (
 )
 from app.runtime import Runtime
 from tests.admin.conftest import news, sender  # noqa: F401  (fixtures)
+from tests.queries import count
 
 ACQUISITION: dict[str, Any] = {
     "provider_name": "株式会社名簿サービス",
@@ -75,11 +76,6 @@ async def import_json(admin: httpx.AsyncClient, list_id: int, rows: list[Any]) -
     assert response.status_code == 201, response.text
     report: dict[str, Any] = response.json()
     return report
-
-
-async def count(runtime: Runtime, model: Any) -> int:
-    async with runtime.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def counts(runtime: Runtime) -> dict[str, int]:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.models import ConsentEvent, Subscriber, Subscription, Suppression
 from app.models.enums import SuppressionReason, SuppressionScope
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from app.subscriptions.repository import GateVerdict
 from tests.admin.conftest import FULL_EVIDENCE, create_list, gate, record_consent, signup
 from tests.imports.conftest import counts, import_json, items_of, subscriber, transaction_consent
@@ -92,7 +92,7 @@ async def test_ds4_cc4_consented_rows_are_mailed_and_unconsented_rows_of_the_sam
 
     campaign_id, started = await start_campaign(admin, world.list_id, world.template_id)
     assert started.status_code == 202, started.text
-    await CampaignSender(runtime, app.state.transport, worker_id="t").drain(campaign_id)
+    await DeliveryRunner(runtime, app.state.transport, worker_id="t").drain(campaign_id)
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == [
         "card@example.jp",
         "customer@example.jp",

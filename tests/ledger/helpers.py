@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, text
 
 from app.ledger.service import LedgerVerdict, verify_ledger
-from app.models import ConsentEvent, Sender
+from app.models import Sender
 from app.models.enums import ConsentMethod, LegalBasis, SuppressionReason
 from app.runtime import Runtime
 from app.subscriptions.service import RequestOrigin, record_consent, record_optout
@@ -67,19 +67,6 @@ async def withdraw(
             note="電話で配信停止の依頼",
         )
         return outcome.event_ids
-
-
-async def events_of(runtime: Runtime, sender_id: int) -> list[ConsentEvent]:
-    async with runtime.sessionmaker() as session:
-        return list(
-            (
-                await session.scalars(
-                    select(ConsentEvent)
-                    .where(ConsentEvent.sender_id == sender_id)
-                    .order_by(ConsentEvent.id)
-                )
-            ).all()
-        )
 
 
 async def ledger_head(runtime: Runtime, sender_id: int) -> str | None:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.models import AuditLog, Campaign, ConsentEvent
 from app.sending.deliveries import materialize_batch
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from tests.conftest import BASE_URL
 from tests.ledger.helpers import grant
 from tests.sending.factories import make_world
@@ -87,7 +87,7 @@ async def sent_campaign(app, admin, client, runtime, outbox, smtp_server) -> dic
         json={"email": "jiro@example.jp", "list_id": world.list_id, "channel": "phone"},
     )
     assert phoned.status_code == 201, phoned.text
-    report = await CampaignSender(runtime, app.state.transport).drain(campaign_id)
+    report = await DeliveryRunner(runtime, app.state.transport).drain(campaign_id)
     assert report.finished
 
     one_click = await client.post(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app.privacy.retention import purge
-from tests.ledger.helpers import events_of, grant, ledger_head, verify, withdraw
+from tests.ledger.helpers import grant, ledger_head, verify, withdraw
+from tests.queries import events_of_sender as events_of
 from tests.sending.factories import make_world
 
 TEN_YEARS_ON = timedelta(days=3653)

@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 import time_machine
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from app.models import Campaign, ConsentEvent, LedgerTombstone, Sender
+from app.models import Campaign, LedgerTombstone, Sender
 from app.runtime import Runtime
 from app.sending import deliveries as campaigns_repo
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from tests.sending.factories import World, make_world
 
 SENDER: dict[str, Any] = {
@@ -69,28 +69,15 @@ async def queue_deliveries(runtime: Runtime, campaign_id: int) -> None:
 async def send_campaign(admin: httpx.AsyncClient, app: Any, world: World) -> int:
     """Start a campaign on the world's list and send it to the end; return its id."""
     campaign_id = await start_campaign(admin, world)
-    report = await CampaignSender(app.state.runtime, app.state.transport).drain(campaign_id)
+    report = await DeliveryRunner(app.state.runtime, app.state.transport).drain(campaign_id)
     assert report.finished
     return campaign_id
-
-
-async def events_of(runtime: Runtime, email: str) -> list[ConsentEvent]:
-    async with runtime.sessionmaker() as session:
-        result = await session.scalars(
-            select(ConsentEvent).where(ConsentEvent.email == email).order_by(ConsentEvent.id)
-        )
-        return list(result.all())
 
 
 async def tombstones(runtime: Runtime) -> list[LedgerTombstone]:
     async with runtime.sessionmaker() as session:
         result = await session.scalars(select(LedgerTombstone).order_by(LedgerTombstone.event_id))
         return list(result.all())
-
-
-async def count(runtime: Runtime, model: Any) -> int:
-    async with runtime.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def set_policy(runtime: Runtime, sender_id: int, **values: Any) -> None:

@@ -15,10 +15,9 @@ from app.models import AuditLog, Delivery, OutboxMessage, Subscriber, Subscripti
 from app.privacy.retention import purge
 from app.senders.retention_policy import end_of_day_jst
 from app.sending import deliveries as campaigns_repo
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from tests.admin.conftest import CONSENT_WORDING, consent_body
 from tests.privacy.conftest import (
-    events_of,
     queue_deliveries,
     send_campaign,
     start_campaign,
@@ -26,6 +25,7 @@ from tests.privacy.conftest import (
     utc,
     world_with,
 )
+from tests.queries import events_of
 from tests.sending.factories import consent
 
 
@@ -128,7 +128,7 @@ async def test_ds3_erasure_deletes_the_person_and_holds_the_evidence(
 
     # The queued delivery to her was cancelled with the rest: the campaign reaches only Taro.
     smtp_server.received.clear()
-    await CampaignSender(runtime, app.state.transport).drain(pending)
+    await DeliveryRunner(runtime, app.state.transport).drain(pending)
     assert [r.rcpt_tos for r in smtp_server.received] == [["taro@example.jp"]]
     assert (await admin.get(f"/campaigns/{pending}")).json()["stats"]["total"] == 1
 

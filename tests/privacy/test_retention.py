@@ -17,7 +17,6 @@ from app.privacy.retention import purge
 from app.sending import deliveries as campaigns_repo
 from app.sending.deliveries import DeliveryResult
 from tests.privacy.conftest import (
-    events_of,
     queue_deliveries,
     send_campaign,
     set_policy,
@@ -26,6 +25,7 @@ from tests.privacy.conftest import (
     utc,
     world_with,
 )
+from tests.queries import events_of
 from tests.sending.factories import consent
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.models import (
-    ConsentEvent,
     MailingList,
     OutboxMessage,
     RegisteredWording,
@@ -18,6 +17,7 @@ from app.models import (
 )
 from app.runtime import Runtime
 from app.wordings.repository import store_consent_text
+from tests.queries import count
 
 SENDER_NAME = "株式会社承諾商事"
 POSTAL_ADDRESS = "〒100-0001 東京都千代田区千代田1-1"
@@ -80,24 +80,6 @@ async def subscription_of(runtime: Runtime, email: str, list_id: int) -> Subscri
                 .where(Subscriber.email == email, Subscription.list_id == list_id)
             )
         ).first()
-
-
-async def events_of(runtime: Runtime, email: str) -> list[ConsentEvent]:
-    async with runtime.sessionmaker() as session:
-        return list(
-            (
-                await session.scalars(
-                    select(ConsentEvent)
-                    .where(ConsentEvent.email == email)
-                    .order_by(ConsentEvent.id)
-                )
-            ).all()
-        )
-
-
-async def count(runtime: Runtime, model: Any) -> int:
-    async with runtime.sessionmaker() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def outbox_rows(runtime: Runtime) -> int:

@@ -26,13 +26,13 @@ from tests.conftest import wait_for
 from tests.public.conftest import confirm_url_in
 from tests.public.factories import (
     SENDER_NAME,
-    events_of,
     make_list,
     make_sender,
     subscriber_by_email,
     subscription_of,
 )
 from tests.public.html import read_page
+from tests.queries import events_of
 from tests.smtp import SmtpServer, free_port
 
 pytestmark = pytest.mark.browser

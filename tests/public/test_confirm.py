@@ -25,15 +25,9 @@ from tests.public.conftest import (
     json_signup,
     text_part,
 )
-from tests.public.factories import (
-    PURPOSE,
-    SENDER_NAME,
-    count,
-    events_of,
-    subscriber_by_email,
-    subscription_of,
-)
+from tests.public.factories import PURPOSE, SENDER_NAME, count, subscriber_by_email, subscription_of
 from tests.public.html import read_page
+from tests.queries import events_of
 from tests.smtp import SmtpServer
 
 URL = re.compile(r"https?://[^\s\"<>]+")

@@ -21,14 +21,9 @@ from app.public.rate_limit import SignupLimits
 from app.runtime import Runtime
 from tests.conftest import BASE_URL
 from tests.public.conftest import JSON_WORDING, confirm_url_in, html_part, json_signup, text_part
-from tests.public.factories import (
-    PURPOSE,
-    SENDER_NAME,
-    events_of,
-    subscriber_by_email,
-    subscription_of,
-)
+from tests.public.factories import PURPOSE, SENDER_NAME, subscriber_by_email, subscription_of
 from tests.public.html import Page, read_page
+from tests.queries import events_of
 from tests.smtp import SmtpServer
 
 ENGLISH_WORDING = consent_wording(

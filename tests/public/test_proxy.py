@@ -15,7 +15,7 @@ from app.main import create_app
 from app.models import MailingList
 from tests.conftest import BASE_URL
 from tests.public.conftest import JSON_WORDING, json_signup
-from tests.public.factories import events_of
+from tests.queries import events_of
 
 PROXY = "10.0.0.5"
 WARNING = "SHODAKU_FORWARDED_ALLOW_IPS"

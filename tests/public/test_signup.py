@@ -25,11 +25,11 @@ from tests.public.factories import (
     PURPOSE,
     SENDER_NAME,
     count,
-    events_of,
     subscriber_by_email,
     subscription_of,
 )
 from tests.public.html import read_page
+from tests.queries import events_of
 from tests.smtp import SmtpServer
 
 

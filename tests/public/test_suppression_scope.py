@@ -16,7 +16,7 @@ import httpx
 from sqlalchemy import select
 
 from app.models import OutboxMessage
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from tests.public.conftest import JSON_WORDING, confirm_url_in, json_signup
 from tests.smtp import SmtpServer
 
@@ -78,7 +78,7 @@ async def _send(
     assert campaign.status_code == 201, campaign.text
     started = await admin.post(f"/campaigns/{campaign.json()['id']}/send")
     assert started.status_code == 202, started.text
-    report = await CampaignSender(app.state.runtime, app.state.transport).drain(
+    report = await DeliveryRunner(app.state.runtime, app.state.transport).drain(
         campaign.json()["id"]
     )
     assert report.finished

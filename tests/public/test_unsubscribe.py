@@ -23,8 +23,9 @@ from app.subscriptions.repository import GateVerdict, check_gate
 from app.tokens import HASH_PREFIX_LENGTH, UNSUBSCRIBE_SALT, TokenSigner
 from tests.conftest import TEST_KEYS
 from tests.public.conftest import confirm_url_in, json_signup
-from tests.public.factories import SENDER_NAME, events_of, subscriber_by_email, subscription_of
+from tests.public.factories import SENDER_NAME, subscriber_by_email, subscription_of
 from tests.public.html import read_page
+from tests.queries import events_of
 from tests.smtp import SmtpServer
 
 EMAIL = "hanako@example.jp"

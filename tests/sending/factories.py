@@ -94,3 +94,22 @@ async def consent_many(runtime: Runtime, list_id: int, n: int, prefix: str = "us
     for email in emails:
         await consent(runtime, list_id, email)
     return emails
+
+
+async def start(admin: Any, world: Any, **extra: Any) -> dict[str, Any]:
+    """Create a campaign on the world's list and send it; the send answer's body."""
+    created = await admin.post(
+        "/campaigns",
+        json={
+            "name": "12月号",
+            "list_id": world.list_id,
+            "template_id": world.template_id,
+            **extra,
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "draft"
+    sent = await admin.post(f"/campaigns/{created.json()['id']}/send")
+    assert sent.status_code == 202, sent.text
+    body: dict[str, Any] = sent.json()
+    return body

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.models import CampaignVariant
 from app.runtime import Runtime
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from tests.conftest import BASE_URL
 from tests.public.html import read_page
 from tests.sending.factories import World, consent, make_world
@@ -61,8 +61,8 @@ async def _signs_up_in_english(
 
 
 @pytest.fixture
-def sender(app: Any) -> CampaignSender:
-    return CampaignSender(app.state.runtime, app.state.transport, worker_id="test-worker")
+def sender(app: Any) -> DeliveryRunner:
+    return DeliveryRunner(app.state.runtime, app.state.transport, worker_id="test-worker")
 
 
 def _read(message: EmailMessage) -> tuple[str, str, str]:
@@ -74,7 +74,7 @@ def _read(message: EmailMessage) -> tuple[str, str, str]:
 
 
 async def _send(
-    admin: httpx.AsyncClient, sender: CampaignSender, world: World, **body: Any
+    admin: httpx.AsyncClient, sender: DeliveryRunner, world: World, **body: Any
 ) -> dict[str, Any]:
     created = await admin.post(
         "/campaigns",
@@ -92,7 +92,7 @@ async def test_mh1_each_reader_gets_their_languages_version_with_their_footer(
     admin: httpx.AsyncClient,
     client: httpx.AsyncClient,
     runtime: Runtime,
-    sender: CampaignSender,
+    sender: DeliveryRunner,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
@@ -133,7 +133,7 @@ async def test_mh1_with_no_english_version_an_english_reader_gets_the_main_one_f
     admin: httpx.AsyncClient,
     client: httpx.AsyncClient,
     runtime: Runtime,
-    sender: CampaignSender,
+    sender: DeliveryRunner,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
@@ -149,7 +149,7 @@ async def test_mh1_with_no_english_version_an_english_reader_gets_the_main_one_f
 
 
 async def test_the_versions_sent_are_the_templates_as_they_were_when_sending_started(
-    admin: httpx.AsyncClient, runtime: Runtime, sender: CampaignSender, smtp_server: SmtpServer
+    admin: httpx.AsyncClient, runtime: Runtime, sender: DeliveryRunner, smtp_server: SmtpServer
 ) -> None:
     world = await make_world(runtime)
     english = await _english_template(admin)

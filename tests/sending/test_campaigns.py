@@ -23,8 +23,8 @@ from app.models import (
 )
 from app.models.enums import SubscriptionStatus, SuppressionScope
 from app.sending.ratelimit import RateLimiter
-from app.sending.sender import CampaignSender, DrainReport
-from tests.sending.factories import consent, consent_many, make_world
+from app.sending.runner import DeliveryRunner, DrainReport
+from tests.sending.factories import consent, consent_many, make_world, start
 
 # The sender pipelines when the server offers PIPELINING (RFC 2920) and otherwise sends one
 # command at a time through aiosmtplib: the central promises are proven on both paths.
@@ -34,26 +34,8 @@ with_and_without_pipelining = pytest.mark.parametrize(
 
 
 @pytest.fixture
-def sender(app: Any) -> CampaignSender:
-    return CampaignSender(app.state.runtime, app.state.transport, worker_id="test-worker")
-
-
-async def start(admin: Any, world: Any, **extra: Any) -> dict[str, Any]:
-    created = await admin.post(
-        "/campaigns",
-        json={
-            "name": "12月号",
-            "list_id": world.list_id,
-            "template_id": world.template_id,
-            **extra,
-        },
-    )
-    assert created.status_code == 201, created.text
-    assert created.json()["status"] == "draft"
-    sent = await admin.post(f"/campaigns/{created.json()['id']}/send")
-    assert sent.status_code == 202, sent.text
-    body: dict[str, Any] = sent.json()
-    return body
+def sender(app: Any) -> DeliveryRunner:
+    return DeliveryRunner(app.state.runtime, app.state.transport, worker_id="test-worker")
 
 
 async def deliveries(runtime: Any, campaign_id: int) -> dict[int, Delivery]:
@@ -205,7 +187,7 @@ async def test_optout_answered_mid_campaign_stops_every_later_smtp_transaction(
 
     smtp_server.behaviour.on_data = slow
     campaign = await start(admin, world)
-    sender = CampaignSender(runtime, app.state.transport, worker_id="w1")
+    sender = DeliveryRunner(runtime, app.state.transport, worker_id="w1")
     sending = asyncio.create_task(sender.drain(campaign["id"]))
     hasher = await runtime.hasher()
     answered: dict[str, float] = {}
@@ -226,7 +208,7 @@ async def test_optout_answered_mid_campaign_stops_every_later_smtp_transaction(
         assert response.status_code == 200
         answered[email] = time.time()
     await sending
-    await CampaignSender(runtime, app.state.transport, worker_id="w2").drain(campaign["id"])
+    await DeliveryRunner(runtime, app.state.transport, worker_id="w2").drain(campaign["id"])
 
     # Every transaction that started counts, delivered or abandoned.
     late = [
@@ -685,7 +667,7 @@ async def test_with_a_send_rate_each_chunk_is_recorded_before_the_wait_for_the_n
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 8)  # two chunks of send_concurrency (4)
     campaign = await start(admin, world)
-    sender = CampaignSender(
+    sender = DeliveryRunner(
         runtime, app.state.transport, worker_id="w1", rate=RateLimiter(4.0, burst=4)
     )
     sending = asyncio.create_task(sender.drain(campaign["id"]))

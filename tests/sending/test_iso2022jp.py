@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.models import Campaign, Subscriber
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from tests.conftest import BASE_URL
 from tests.sending.factories import consent, make_world
 from tests.smtp import Received
@@ -46,8 +46,8 @@ EXPECTED_TEXT = """{name}様
 
 
 @pytest.fixture
-def sender(app: Any) -> CampaignSender:
-    return CampaignSender(app.state.runtime, app.state.transport, worker_id="test-worker")
+def sender(app: Any) -> DeliveryRunner:
+    return DeliveryRunner(app.state.runtime, app.state.transport, worker_id="test-worker")
 
 
 async def _campaign(admin: Any, world: Any) -> int:
@@ -90,7 +90,7 @@ async def _carrier_world(admin: Any, runtime: Any, **overrides: Any) -> Any:
 
 
 async def test_a_carrier_list_campaign_arrives_in_iso_2022_jp_and_reads_exactly_as_written(
-    admin: Any, runtime: Any, sender: CampaignSender, smtp_server: Any
+    admin: Any, runtime: Any, sender: DeliveryRunner, smtp_server: Any
 ) -> None:
     """Both parts arrive as ISO-2022-JP and decode to exactly the intended text, footer and
     unsubscribe URL included (MH-1); the subject and From decode exactly; List-Unsubscribe is
@@ -194,7 +194,7 @@ async def test_preflight_names_what_iso_2022_jp_cannot_carry_and_where(
 
 
 async def test_preflight_lets_through_what_iso_2022_jp_mends(
-    admin: Any, runtime: Any, sender: CampaignSender, smtp_server: Any
+    admin: Any, runtime: Any, sender: DeliveryRunner, smtp_server: Any
 ) -> None:
     """～ (typed by Windows for 〜) and half-width kana have a JIS twin: not a refusal; the
     message arrives in ISO-2022-JP with the twin."""
@@ -211,7 +211,7 @@ async def test_preflight_lets_through_what_iso_2022_jp_mends(
 
 
 async def test_a_utf_8_list_sends_those_characters_without_a_word(
-    admin: Any, runtime: Any, sender: CampaignSender, smtp_server: Any
+    admin: Any, runtime: Any, sender: DeliveryRunner, smtp_server: Any
 ) -> None:
     world = await make_world(runtime, subject="①髙橋様へ", html=HTML, text=TEXT, sender=SENDER)
     await _named(runtime, world.list_id, "hanako@example.jp", "山田花子")

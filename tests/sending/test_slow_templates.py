@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.models import Delivery
 from app.models.enums import DeliveryStatus
-from app.sending.sender import CampaignSender
+from app.sending.runner import DeliveryRunner
 from tests.sending.factories import consent_many, make_world
 from tests.smtp import SmtpServer
 
@@ -39,7 +39,7 @@ async def test_ds6_a_template_slow_for_real_recipients_fails_them_without_holdin
     assert (await admin.post(f"/campaigns/{campaign.json()['id']}/send")).status_code == 202
 
     drain = asyncio.create_task(
-        CampaignSender(runtime, app.state.transport).drain(campaign.json()["id"])
+        DeliveryRunner(runtime, app.state.transport).drain(campaign.json()["id"])
     )
     answered_meanwhile = 0
     while not drain.done():

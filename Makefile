@@ -36,8 +36,11 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy app
 	$(BIN)/lint-imports
 
+# One test process per core (pytest-xdist): each has its own PostgreSQL database and SQLite
+# files, so they never meet. PYTEST_WORKERS=0 runs them in this process, for a debugger.
+PYTEST_WORKERS ?= auto
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -25,7 +25,6 @@ from sqlalchemy.engine import URL
 from app.auth.service import create_api_key
 from app.config import Settings
 from app.main import create_app
-from app.models import Base
 from app.models.enums import ApiKeyScope
 from app.runtime import Runtime
 from app.sending.outbox import OutboxRun, send_due
@@ -73,22 +72,63 @@ def postgres_url() -> Iterator[str]:
     test_url = url.set(database=name).render_as_string(hide_password=False)
     command.upgrade(_alembic_config(test_url), "head")
     yield test_url
+    reset = _resets.pop(test_url, None)
+    if reset is not None:
+        reset.engine.dispose()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
+class _PostgresReset:
+    """Empties the test database between tests, as ``TRUNCATE … RESTART IDENTITY`` would, but
+    with DELETEs and ``setval`` over one kept connection: TRUNCATE gives each of some thirty
+    tables a new file, which cost a quarter of a second per test; deleting the few rows a test
+    wrote costs a few milliseconds. Foreign keys are not checked while it runs
+    (``session_replication_role``), so the order of the tables does not matter."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url, pool_size=1, pool_pre_ping=True)
+        self._sql: str | None = None
+
+    def _statement(self) -> str:
+        with self.engine.connect() as conn:
+            tables = conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> ALL(:keep)"
+                ),
+                {"keep": sorted(KEEP)},
+            ).scalars()
+            tables = sorted(tables)
+            sequences = conn.execute(
+                text(
+                    "SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public'"
+                )
+            ).scalars()
+            sequences = sorted(sequences)
+        parts = ["SET LOCAL session_replication_role = replica"]
+        # The names come from the catalogue, not from input.
+        parts += [f'DELETE FROM "{table}"' for table in tables]  # noqa: S608
+        if sequences:
+            parts.append("SELECT " + ", ".join(f"setval('{seq}', 1, false)" for seq in sequences))
+        return ";\n".join(parts)
+
+    def __call__(self) -> None:
+        if self._sql is None:
+            self._sql = self._statement()
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(self._sql)
+
+
+_resets: dict[str, _PostgresReset] = {}
+
+
 def _truncate_postgres(url: str) -> None:
-    engine = create_engine(url)
-    tables = [t.name for t in Base.metadata.sorted_tables if t.name not in KEEP]
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        procrastinate = conn.execute(
-            text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
-        ).scalar()
-        if procrastinate:
-            conn.execute(text("TRUNCATE procrastinate_jobs RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    reset = _resets.get(url)
+    if reset is None:
+        reset = _resets[url] = _PostgresReset(url)
+    reset()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

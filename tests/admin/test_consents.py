@@ -125,6 +125,8 @@ async def test_wrong_evidence_types_are_named(admin, news):
         ((datetime.now(UTC) + timedelta(days=1)).isoformat(), "future"),
         ("yesterday", "datetime"),
     ],
+    # Stable ids: the future one is computed when the tests are collected.
+    ids=["naive", "future", "not-a-datetime"],
 )
 async def test_obtained_at_must_be_aware_and_not_in_the_future(
     admin, runtime, news, obtained_at, why

@@ -10,9 +10,9 @@ from tests.faults.scripted_smtp import ScriptedSmtpServer
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[ScriptedSmtpServer]:
+def smtp_server(smtp_port: int) -> Iterator[ScriptedSmtpServer]:
     """The real aiosmtpd server of the suite (``tests.smtp``), plus per-attempt scripts."""
-    server = ScriptedSmtpServer()
+    server = ScriptedSmtpServer(smtp_port)
     server.start()
     yield server
     server.stop()

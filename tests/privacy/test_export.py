@@ -9,6 +9,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from app.auth.service import hash_key
@@ -48,6 +49,7 @@ async def _import_record(runtime: Any, list_id: int, email: str) -> int:
         return source.id
 
 
+@pytest.mark.usefixtures("smtp_server")  # it sends a campaign, reading none of it
 async def test_ds1_the_export_holds_everything_about_the_person_and_nobody_else(
     admin, app, reader, runtime, read_key, clock
 ):

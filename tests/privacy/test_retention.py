@@ -36,6 +36,7 @@ async def _optout(admin: Any, email: str, sender_id: int) -> None:
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.usefixtures("smtp_server")  # it sends a campaign, reading none of it
 @pytest.mark.parametrize(
     ("policy", "last_day_utc"),
     [
@@ -129,6 +130,7 @@ async def test_cr2_the_hold_runs_from_the_last_send(admin, runtime, clock):
     assert (await purge(runtime.sessionmaker, dry_run=False)).consent_events == 2
 
 
+@pytest.mark.usefixtures("smtp_server")  # it sends a campaign, reading none of it
 async def test_cr2_an_address_still_being_mailed_is_never_purged(admin, app, runtime, clock):
     """CR-2: while a subscription is active, sending has not stopped: its hold runs from now,
     so even ten years on with the shortest policy nothing of it is purged; the address that

@@ -19,6 +19,7 @@ from app.forwarded import ForwardedHeadersMiddleware
 from app.mail.dkim import DkimKeyring
 from app.mail.system_mail import SystemMail
 from app.mail.transport import Transport, make_transport
+from app.public import pages as public_pages
 from app.public.answer_time import SignupAnswerFloor
 from app.runtime import Runtime
 from app.sending.outbox import run_outbox_sender
@@ -95,6 +96,7 @@ def create_app(
     app.state.transport = mail_transport
     app.state.system_mail = system_mail
     install_error_handlers(app)
+    public_pages.install(app)
     app.add_middleware(BodyLimitMiddleware, default=BODY_LIMIT, by_prefix=BODY_LIMITS_BY_PREFIX)
     app.add_middleware(SignupAnswerFloor, floor=settings.signup_answer_floor)
     app.add_middleware(AccessLogMiddleware)

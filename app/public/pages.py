@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.background import BackgroundTask
 
@@ -85,6 +86,26 @@ def render(
         headers={**SECURITY_HEADERS, **(headers or {})},
         background=background,
     )
+
+
+class Refusal(Exception):
+    """A public door refusing a request with this answer (a page, or the JSON error body).
+
+    Raised, not returned: the unit of work (``SessionDep``) rolls back on the way out, so a
+    refused request never commits any part of itself; the handler that ``install`` registers
+    then sends the answer as it is."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def install(app: FastAPI) -> None:
+    """Register the handler that sends a :class:`Refusal`'s answer."""
+
+    @app.exception_handler(Refusal)
+    async def _refused(_request: Request, exc: Refusal) -> Response:
+        return exc.response
 
 
 def error_page(message_key: str, *, status_code: int, lang: Lang, path: str) -> HTMLResponse:

@@ -60,6 +60,18 @@ class RequestOrigin:
     source_url: str | None = None
 
 
+def new_event(
+    kind: ConsentEventKind, origin: RequestOrigin, now: datetime, **content: Any
+) -> ConsentEvent:
+    """CR-1: a ledger event as every path builds it: its kind, when it happened, and where the
+    request came from (IP, user agent, and the source URL unless ``content`` names another).
+    It enters the ledger through ``append_event`` (CR-3)."""
+    content.setdefault("source_url", origin.source_url)
+    return ConsentEvent(
+        kind=kind, occurred_at=now, ip=origin.ip, user_agent=origin.user_agent, **content
+    )
+
+
 class SignupResult(StrEnum):
     PENDING = "pending"  # a confirmation mail is on its way
     ACTIVE = "active"  # single opt-in list: subscribed now
@@ -193,19 +205,17 @@ async def subscribe(
         return SignupOutcome(SignupResult.HELD_BACK, subscription_id)
     subscription = await _ensure_subscription(session, subscriber.id, mailing_list.id)
     text_hash = await wordings_repo.store_consent_text(session, consent_text)
-    event = ConsentEvent(
-        kind=ConsentEventKind.GRANT,
+    event = new_event(
+        ConsentEventKind.GRANT,
+        origin,
+        now,
         email=email,
         subscriber_id=subscriber.id,
         sender_id=mailing_list.sender_id,
         list_id=mailing_list.id,
         basis=LegalBasis.OPT_IN,
         method=method,
-        occurred_at=now,
         obtained_at=now,
-        source_url=origin.source_url,
-        ip=origin.ip,
-        user_agent=origin.user_agent,
         consent_text_hash=text_hash,
         purpose=mailing_list.purpose,
         evidence={},
@@ -413,19 +423,18 @@ async def confirm(
             subscription.language,
         )
     now = utcnow()
-    confirm_event = ConsentEvent(
-        kind=ConsentEventKind.CONFIRM,
+    confirm_event = new_event(
+        ConsentEventKind.CONFIRM,
+        origin,
+        now,
         email=event.email,
         subscriber_id=event.subscriber_id,
         sender_id=event.sender_id,
         list_id=event.list_id,
         basis=event.basis,
         method=event.method,
-        occurred_at=now,
         obtained_at=event.obtained_at,
         source_url=event.source_url,
-        ip=origin.ip,
-        user_agent=origin.user_agent,
         consent_text_hash=event.consent_text_hash,
         purpose=event.purpose,
         evidence={
@@ -501,19 +510,17 @@ async def record_consent(
         await wordings_repo.store_consent_text(session, consent_text) if consent_text else None
     )
     now = utcnow()
-    event = ConsentEvent(
-        kind=ConsentEventKind.GRANT,
+    event = new_event(
+        ConsentEventKind.GRANT,
+        origin,
+        now,
         email=email,
         subscriber_id=subscriber.id,
         sender_id=mailing_list.sender_id,
         list_id=mailing_list.id,
         basis=basis,
         method=method,
-        occurred_at=now,
         obtained_at=obtained_at,
-        source_url=origin.source_url,
-        ip=origin.ip,
-        user_agent=origin.user_agent,
         consent_text_hash=text_hash,
         purpose=mailing_list.purpose,
         evidence=evidence,
@@ -588,18 +595,16 @@ async def record_optout(
         return OptOutOutcome(changed=False)
 
     now = utcnow()
-    event = ConsentEvent(
-        kind=ConsentEventKind.WITHDRAW,
+    event = new_event(
+        ConsentEventKind.WITHDRAW,
+        origin,
+        now,
         email=email,
         subscriber_id=subscriber.id if subscriber else None,
         sender_id=sender_id,
         list_id=list_id,
         basis=None,
         method=method,
-        occurred_at=now,
-        source_url=origin.source_url,
-        ip=origin.ip,
-        user_agent=origin.user_agent,
         evidence={},
         recorded_by=recorded_by,
         scope=scope,

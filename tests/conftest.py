@@ -28,6 +28,7 @@ from app.main import create_app
 from app.models.enums import ApiKeyScope
 from app.runtime import Runtime
 from app.sending.outbox import OutboxRun, send_due
+from tests.factories import create_list, create_sender
 from tests.smtp import SmtpServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -266,3 +267,15 @@ async def wait_for(predicate: Any, seconds: float = 10.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def sender(admin: httpx.AsyncClient) -> dict[str, Any]:
+    """A sender made through the API (its JSON)."""
+    return await create_sender(admin)
+
+
+@pytest.fixture
+async def news(admin: httpx.AsyncClient, sender: dict[str, Any]) -> dict[str, Any]:
+    """A list of the sender made through the API (its JSON), double opt-in (the default)."""
+    return await create_list(admin, sender["id"])

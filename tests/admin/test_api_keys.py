@@ -13,8 +13,8 @@ from sqlalchemy import update
 
 from app.models import ApiKey
 from app.runtime import Runtime
-from tests.admin.conftest import SENDER, create_sender
 from tests.admin.helpers import api, create_key
+from tests.factories import SENDER, create_sender
 
 
 async def set_key(runtime: Runtime, key_id: int, **values: Any) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.auth.service import hash_key
 from app.models import ApiKey
-from tests.admin.conftest import audit_entries, consent_body, create_list, create_sender
+from tests.factories import audit_entries, consent_body, create_list, create_sender
 
 
 async def _key_id(runtime, key):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.admin.conftest import SENDER
 from tests.conftest import BASE_URL
+from tests.factories import SENDER
 
 
 @pytest.fixture

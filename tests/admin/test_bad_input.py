@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.conftest import SENDER, consent_body, count_events
+from tests.factories import SENDER, consent_body, count_events
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.models import ConsentText
 from app.subscriptions.repository import GateVerdict
-from tests.admin.conftest import (
+from tests.factories import (
     CONSENT_WORDING,
     FULL_EVIDENCE,
     consent_body,

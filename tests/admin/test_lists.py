@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.conftest import create_list, create_sender, record_consent, signup
+from tests.factories import create_list, create_sender, record_consent, signup
 
 
 async def test_cc3_cc5_create_a_list_double_opt_in_by_default_with_its_purpose(admin, sender):

@@ -19,7 +19,7 @@ from app.models import ApiKey
 from app.models.enums import ApiKeyScope
 from app.runtime import Runtime
 from app.subscriptions.admin_service import consent_export
-from tests.admin.conftest import create_list, create_sender, record_consent
+from tests.factories import create_list, create_sender, record_consent
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

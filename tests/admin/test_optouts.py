@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from app.models import Campaign, Delivery, Suppression, Template
 from app.models.enums import DeliveryStatus
 from app.subscriptions.repository import GateVerdict
-from tests.admin.conftest import (
+from tests.factories import (
     consent_body,
     count_events,
     create_list,

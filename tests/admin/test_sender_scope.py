@@ -21,8 +21,8 @@ import pytest
 
 from app.models import Delivery
 from app.runtime import Runtime
-from tests.admin.conftest import SENDER, consent_body, create_list, create_sender, record_consent
 from tests.admin.helpers import api, create_key
+from tests.factories import SENDER, consent_body, create_list, create_sender, record_consent
 
 TEMPLATE = {
     "subject": "{{ list.name }} のお知らせ",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.conftest import SENDER, create_sender
+from tests.factories import SENDER, create_sender
 
 
 async def test_create_get_list_and_patch_a_sender(admin):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.subscriptions.repository import GateVerdict
-from tests.admin.conftest import create_list, gate, record_consent, signup
+from tests.factories import create_list, gate, record_consent, signup
 
 
 async def test_cc1_a_created_subscriber_has_no_consent_and_is_not_mailable(admin, runtime, news):

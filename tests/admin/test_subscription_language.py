@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.admin.conftest import consent_body
+from tests.factories import consent_body
 
 
 async def _subscription(admin: httpx.AsyncClient, email: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.models import ConsentEvent, ConsentText, Subscriber
 from app.runtime import Runtime
-from tests.admin.conftest import audit_entries, create_list
+from tests.factories import audit_entries, create_list
 from tests.public.conftest import consent_wording_of
 
 WORDING_V1 = "承諾ニュース（株式会社承諾テスト、広告を含みます）の受け取りに同意します。"

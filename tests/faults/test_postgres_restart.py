@@ -27,8 +27,8 @@ from app.models import ConsentEvent, OutboxMessage, Subscriber, Subscription
 from app.models.enums import ApiKeyScope, ConsentEventKind, SubscriptionStatus
 from app.runtime import Runtime
 from tests.conftest import BASE_URL, TEST_KEYS, _alembic_config
+from tests.factories import make_world
 from tests.faults.throwaway_postgres import ThrowawayPostgres, why_not_available
-from tests.sending.factories import make_world
 from tests.smtp import SmtpServer
 
 WORDING = "承諾ニュースを受け取ることに同意します(配信者: 株式会社承諾)"

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from app.models import Delivery
 from app.models.enums import DeliveryStatus
 from app.sending.runner import DeliveryRunner, retry_delay
+from tests.factories import consent_many, make_world, start
 from tests.faults.scripted_smtp import ScriptedSmtpServer
 from tests.faults.sending import (
     duplicates,
@@ -29,7 +30,6 @@ from tests.faults.sending import (
     send_until_finished,
     wait_until,
 )
-from tests.sending.factories import consent_many, make_world, start
 
 RECIPIENTS = 60
 

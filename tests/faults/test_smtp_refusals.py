@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.models import Suppression
 from app.sending.runner import DeliveryRunner
+from tests.factories import consent_many, make_world, start
 from tests.faults.scripted_smtp import ScriptedSmtpServer
 from tests.faults.sending import (
     fast_forward_backoff,
@@ -19,7 +20,6 @@ from tests.faults.sending import (
     mailbox_counts,
     send_until_finished,
 )
-from tests.sending.factories import consent_many, make_world, start
 
 SERVICE_CLOSING = "421 4.3.2 Service shutting down, closing transmission channel"
 TRY_LATER = "451 4.3.0 Temporary local problem, try again later"

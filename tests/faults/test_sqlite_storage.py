@@ -23,8 +23,8 @@ from sqlalchemy import event, func, select
 
 from app.models import AuditLog, ConsentEvent, OutboxMessage, Subscriber, Subscription
 from app.models.enums import ConsentEventKind
+from tests.factories import consent, make_world
 from tests.faults.sending import wait_until
-from tests.sending.factories import consent, make_world
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDING = "承諾ニュースを受け取ることに同意します(配信者: 株式会社承諾)"

@@ -24,8 +24,8 @@ from app.config import Settings
 from app.main import create_app
 from app.models import ApiKey
 from app.models.enums import ApiKeyScope
-from tests.admin.conftest import SENDER, consent_body
 from tests.conftest import BASE_URL, TEST_KEYS, _truncate_postgres
+from tests.factories import SENDER, consent_body
 
 FUZZ_KEY_ID = 1_000_003
 

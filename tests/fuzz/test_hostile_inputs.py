@@ -27,8 +27,8 @@ from app.models import (
     Template,
 )
 from app.runtime import Runtime
-from tests.admin.conftest import SENDER, consent_body, create_list, create_sender
 from tests.conftest import KEEP
+from tests.factories import SENDER, consent_body, create_list, create_sender
 from tests.imports.conftest import json_body, post_csv
 from tests.public.conftest import confirm_url_in, form_signup, json_signup
 

@@ -19,7 +19,6 @@ from app.models import (
     Subscription,
 )
 from app.runtime import Runtime
-from tests.admin.conftest import news, sender  # noqa: F401  (fixtures)
 from tests.queries import count
 
 ACQUISITION: dict[str, Any] = {

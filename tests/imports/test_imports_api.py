@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from app.models import ConsentEvent, ListImport, Subscription
 from app.subscriptions.repository import GateVerdict
-from tests.admin.conftest import create_list, create_sender, gate
 from tests.conftest import BASE_URL
+from tests.factories import create_list, create_sender, gate
 from tests.imports.conftest import (
     ACQUISITION,
     audit_of,

@@ -12,9 +12,8 @@ from app.models import ConsentEvent, Subscriber, Subscription, Suppression
 from app.models.enums import SuppressionReason, SuppressionScope
 from app.sending.runner import DeliveryRunner
 from app.subscriptions.repository import GateVerdict
-from tests.admin.conftest import FULL_EVIDENCE, create_list, gate, record_consent, signup
+from tests.factories import FULL_EVIDENCE, create_list, gate, make_world, record_consent, signup
 from tests.imports.conftest import counts, import_json, items_of, subscriber, transaction_consent
-from tests.sending.factories import make_world
 
 
 async def start_campaign(admin: Any, list_id: int, template_id: int) -> Any:

@@ -13,7 +13,7 @@ from app.imports import repository as imports_repo
 from app.imports import service as imports_service
 from app.models import ConsentEvent, ImportItem, ListImport, Subscriber
 from app.subscriptions.repository import GateVerdict
-from tests.admin.conftest import gate
+from tests.factories import gate
 from tests.imports.conftest import audit_of, counts, items_of, post_csv, subscriber
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import AuditLog
-from tests.sending.factories import consent, make_world
+from tests.factories import consent, make_world
 
 SENDER = {
     "name": "株式会社承諾",

@@ -12,9 +12,9 @@ from sqlalchemy import text
 from app.ledger.chain import append_event, event_hash
 from app.models import ConsentEvent
 from app.models.enums import ConsentEventKind, ConsentMethod, LegalBasis
+from tests.factories import make_world
 from tests.ledger.helpers import behind_the_back, grant, ledger_head, verify, withdraw
 from tests.queries import events_of_sender as events_of
-from tests.sending.factories import make_world
 
 
 def assert_linear(events: list[ConsentEvent]) -> None:

@@ -17,8 +17,8 @@ from app.models import AuditLog, Campaign, ConsentEvent
 from app.sending.deliveries import materialize_batch
 from app.sending.runner import DeliveryRunner
 from tests.conftest import BASE_URL
+from tests.factories import make_world
 from tests.ledger.helpers import grant
-from tests.sending.factories import make_world
 
 WORDING = "承諾ニュース（広告を含みます）を株式会社承諾から受け取ることに同意します。"
 FORMULA_UA = '=HYPERLINK("https://evil.example/","click")'

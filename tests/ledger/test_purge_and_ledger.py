@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app.privacy.retention import purge
+from tests.factories import make_world
 from tests.ledger.helpers import grant, ledger_head, verify, withdraw
 from tests.queries import events_of_sender as events_of
-from tests.sending.factories import make_world
 
 TEN_YEARS_ON = timedelta(days=3653)
 

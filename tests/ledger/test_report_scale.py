@@ -14,7 +14,7 @@ from sqlalchemy import insert
 
 from app.campaigns import compliance_report
 from app.models import ConsentEvent, Delivery, Subscriber
-from tests.sending.factories import make_world
+from tests.factories import make_world
 
 
 async def fill_campaign(runtime: Any, admin: Any, recipients: int) -> int:

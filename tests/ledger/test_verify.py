@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from app.ledger import service as ledger_service
+from tests.factories import make_world
 from tests.ledger.helpers import behind_the_back, grant, verify, withdraw
 from tests.queries import events_of_sender as events_of
-from tests.sending.factories import make_world
 
 ROOT = Path(__file__).resolve().parents[2]
 SHODAKU = Path(sys.executable).parent / "shodaku"

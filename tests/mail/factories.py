@@ -26,7 +26,7 @@ def settings(**overrides: Any) -> Settings:
     return Settings(env="dev", base_url=BASE_URL, **overrides)
 
 
-def make_sender(**overrides: Any) -> SenderIdentity:
+def sender_identity(**overrides: Any) -> SenderIdentity:
     values: dict[str, Any] = {
         "name": "株式会社承諾",
         "postal_address": "〒100-0001\n東京都千代田区千代田1-1",
@@ -42,7 +42,7 @@ def make_sender(**overrides: Any) -> SenderIdentity:
     return SenderIdentity(**values)
 
 
-def make_list(language: str = "ja", **overrides: Any) -> ListIdentity:
+def list_identity(language: str = "ja", **overrides: Any) -> ListIdentity:
     values: dict[str, Any] = {
         "id": 7,
         "name": "承諾ニュース",
@@ -66,8 +66,8 @@ def composer(
         subject=subject,
         html=html,
         text=text,
-        sender=sender or make_sender(),
-        mailing_list=mailing_list or make_list(),
+        sender=sender or sender_identity(),
+        mailing_list=mailing_list or list_identity(),
         settings=settings(**settings_overrides),
     )
 

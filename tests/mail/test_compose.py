@@ -16,12 +16,12 @@ from tests.mail.factories import (
     BASE_URL,
     REFUSAL,
     composer,
-    make_list,
-    make_sender,
+    list_identity,
     parse,
     parts,
     raw_text,
     recipient,
+    sender_identity,
 )
 from tests.smtp import SmtpServer
 
@@ -82,7 +82,7 @@ def test_list_id_names_the_list_on_the_senders_domain() -> None:
 
 
 def test_reply_to_is_written_when_the_sender_has_one() -> None:
-    with_reply = composer(sender=make_sender(reply_to="desk@shodaku.example"))
+    with_reply = composer(sender=sender_identity(reply_to="desk@shodaku.example"))
     assert parse(with_reply.compose(recipient()))["Reply-To"] == "desk@shodaku.example"
     assert "Reply-To" not in parse(composer().compose(recipient()))
 
@@ -111,7 +111,7 @@ def _assert_footer(body: str, language: str, url: str, *, html: bool) -> None:
 @pytest.mark.parametrize("language", ["ja", "en"])
 def test_mh1_footer_items_in_both_parts_in_the_lists_language(language: str) -> None:
     url = f"{BASE_URL}/unsubscribe/tok.en-{language}"
-    built = composer(mailing_list=make_list(language))
+    built = composer(mailing_list=list_identity(language))
     text, html = parts(parse(built.compose(recipient(unsubscribe_url=url))))
     _assert_footer(text, language, url, html=False)
     _assert_footer(html, language, url, html=True)
@@ -176,7 +176,7 @@ def test_mh1_a_footer_hidden_from_the_reader_is_refused(html: str) -> None:
 
 
 def test_mh1_footer_escapes_the_senders_name_in_html() -> None:
-    built = composer(sender=make_sender(name="A&B <Trading>", responsible_person=None))
+    built = composer(sender=sender_identity(name="A&B <Trading>", responsible_person=None))
     text, html = parts(parse(built.compose(recipient())))
     assert "A&amp;B &lt;Trading&gt;" in html
     assert "<Trading>" not in html
@@ -273,9 +273,9 @@ def test_mh4_a_line_break_from_a_recipient_never_reaches_a_header() -> None:
 
 def test_mh4_a_line_break_in_the_sender_is_refused_when_the_campaign_is_built() -> None:
     with pytest.raises(UnsafeHeaderValue):
-        composer(sender=make_sender(from_name="News\r\nBcc: victim@example.com"))
+        composer(sender=sender_identity(from_name="News\r\nBcc: victim@example.com"))
     with pytest.raises(UnsafeHeaderValue):
-        composer(mailing_list=make_list(name="News\nX-Evil: 1"))
+        composer(mailing_list=list_identity(name="News\nX-Evil: 1"))
 
 
 def test_text_part_is_derived_from_the_html_when_no_text_template_is_given() -> None:
@@ -340,8 +340,8 @@ def test_mh4_an_ascii_text_part_goes_as_7bit_not_base64() -> None:
     """An English list's text is plain ASCII: it goes as itself (7bit), since base64-encoded
     ASCII text is what filters score as bogus; a Japanese one goes as base64. Both decode to
     the same text with CRLF line breaks (MH-4)."""
-    english = make_list("en", name="Shodaku News", slug="news-en")
-    sender = make_sender(
+    english = list_identity("en", name="Shodaku News", slug="news-en")
+    sender = sender_identity(
         name="Shodaku Inc.",
         postal_address="1-1 Chiyoda, Tokyo",
         responsible_person="Hanako Yamada",

@@ -10,9 +10,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from tests.mail.factories import composer, make_list, make_sender, parse, parts, recipient
+from tests.mail.factories import composer, list_identity, parse, parts, recipient, sender_identity
 
-JIS = make_list(charset="iso-2022-jp")
+JIS = list_identity(charset="iso-2022-jp")
 
 
 def _charsets(message: EmailMessage) -> list[str | None]:
@@ -124,7 +124,7 @@ def test_a_from_name_out_of_reach_sends_every_message_in_utf_8(
     """The preflight refuses such a campaign; were the sender changed after it, the messages
     still go out whole, in UTF-8, and the log says why once."""
     with caplog.at_level(logging.WARNING, logger="app.mail.compose"):
-        built = composer(mailing_list=JIS, sender=make_sender(from_name="①承諾ニュース"))
+        built = composer(mailing_list=JIS, sender=sender_identity(from_name="①承諾ニュース"))
     assert any("①" in r.getMessage() for r in caplog.records)
     message = parse(built.compose(recipient()))
     assert _charsets(message) == ["utf-8", "utf-8"]

@@ -7,7 +7,7 @@ import pytest
 
 from app.mail.compose import CampaignComposers, Version
 from app.mail.sandbox import TemplateInvalid
-from tests.mail.factories import make_list, make_sender, parse, parts, recipient, settings
+from tests.mail.factories import list_identity, parse, parts, recipient, sender_identity, settings
 
 JA = Version("{{ name }}様 今月のお知らせ", "<p>今月のお知らせです。</p>", None)
 EN = Version("News for {{ name }}", "<p>This month's news.</p>", None)
@@ -19,8 +19,8 @@ def _composers(**versions: Version) -> CampaignComposers:
     return CampaignComposers(
         main=JA,
         versions=versions,
-        sender=make_sender(),
-        mailing_list=make_list("ja"),
+        sender=sender_identity(),
+        mailing_list=list_identity("ja"),
         settings=settings(),
     )
 

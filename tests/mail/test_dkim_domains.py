@@ -13,7 +13,7 @@ import pytest
 
 from app.config import Settings
 from app.mail.dkim import DkimConfigError, DkimKeyring
-from tests.mail.factories import composer, make_sender, parse, recipient
+from tests.mail.factories import composer, parse, recipient, sender_identity
 
 
 def _key(directory: Path, name: str) -> tuple[Path, bytes]:
@@ -70,7 +70,7 @@ def test_each_sender_is_signed_with_its_own_domains_key(
     setting = _keys_setting(keys)
     ours = composer(dkim_keys=setting).compose(recipient())
     theirs = composer(
-        sender=make_sender(from_email="letters@mail.other.example"), dkim_keys=setting
+        sender=sender_identity(from_email="letters@mail.other.example"), dkim_keys=setting
     ).compose(recipient())
     assert _signature_domain(ours) == "shodaku.example"
     # A subdomain's mail is signed by its parent domain's key: aligned under relaxed DMARC.
@@ -86,7 +86,7 @@ def test_a_domain_without_a_key_goes_unsigned_rather_than_misaligned(
     # The single-key settings name shodaku.example; a sender on elsewhere.example used to go
     # out signed d=shodaku.example, which fails DMARC alignment.
     data = composer(
-        sender=make_sender(from_email="news@elsewhere.example"),
+        sender=sender_identity(from_email="news@elsewhere.example"),
         dkim_selector="s1",
         dkim_domain="shodaku.example",
         dkim_private_key=path,

@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from app.mail.system_mail import SystemMail
-from tests.mail.factories import BASE_URL, composer, make_list, make_sender, recipient
+from tests.mail.factories import BASE_URL, composer, list_identity, recipient, sender_identity
 
 pytestmark = pytest.mark.browser
 
@@ -63,8 +63,8 @@ async def test_confirmation_mail_fits_a_phone_without_sideways_scrolling(
 ) -> None:
     data = SystemMail().confirmation(
         to="hanako@example.jp",
-        mailing_list=make_list(language),
-        sender=make_sender(),
+        mailing_list=list_identity(language),
+        sender=sender_identity(),
         confirm_url=CONFIRM_URL,
         expires_days=7,
     )
@@ -90,7 +90,7 @@ async def test_campaign_footer_fits_a_phone_without_sideways_scrolling(
     """MH-1 on a phone: the footer's identity block and its long unsubscribe URL wrap inside a
     390 px screen, and the link also says in words what it does."""
     url = f"{BASE_URL}/unsubscribe/" + "eyJzIjoxMjM0NTY3ODkwfQ.Zx9" * 4
-    built = composer(mailing_list=make_list(language))
+    built = composer(mailing_list=list_identity(language))
     page = await browser.new_page(viewport=PHONE)
     await page.set_content(html_of(built.compose(recipient(unsubscribe_url=url))))
     width = await page.evaluate("document.documentElement.scrollWidth")
@@ -113,7 +113,7 @@ async def test_an_iso_2022_jp_html_part_reads_right_in_a_browser_by_its_own_meta
     """A mail program that hands the HTML part's bytes to a browser engine without the MIME
     charset: the document's own meta says ISO-2022-JP, so Chromium reads the Japanese, the
     footer's refusal sentence (MH-1) or the confirm button, rather than escape-sequence noise."""
-    carrier = make_list("ja", charset="iso-2022-jp")
+    carrier = list_identity("ja", charset="iso-2022-jp")
     if kind == "campaign":
         data = composer(mailing_list=carrier).compose(recipient())
         expected = ["佐藤一郎様", "今後このようなメールの受信を希望されない場合は"]
@@ -121,7 +121,7 @@ async def test_an_iso_2022_jp_html_part_reads_right_in_a_browser_by_its_own_meta
         data = SystemMail().confirmation(
             to="hanako@example.jp",
             mailing_list=carrier,
-            sender=make_sender(),
+            sender=sender_identity(),
             confirm_url=CONFIRM_URL,
             expires_days=7,
         )

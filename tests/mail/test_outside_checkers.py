@@ -17,7 +17,7 @@ import pytest
 from app.config import Settings
 from app.mail.dkim import DkimKeyring
 from app.mail.system_mail import SystemMail
-from tests.mail.factories import composer, make_list, make_sender, recipient
+from tests.mail.factories import composer, list_identity, recipient, sender_identity
 
 SELECTOR = "s2026"
 DOMAIN = "shodaku.example"
@@ -103,8 +103,8 @@ def confirmation_mail(
 ) -> bytes:
     return SystemMail(dkim=keyring).confirmation(
         to="hanako@example.jp",
-        mailing_list=make_list(language, charset=charset),
-        sender=make_sender(),
+        mailing_list=list_identity(language, charset=charset),
+        sender=sender_identity(),
         confirm_url="https://news.example.test/confirm/AbCdEf0123456789.token",
         expires_days=7,
     )
@@ -149,7 +149,7 @@ def test_campaign_mail_scores_low_with_spamassassin(
     language: str, charset: str, tmp_path: Path
 ) -> None:
     """MH-1..MH-4 together: the campaign message as a receiving filter sees it."""
-    message = composer(mailing_list=make_list(language, charset=charset)).compose(recipient())
+    message = composer(mailing_list=list_identity(language, charset=charset)).compose(recipient())
     assert f'charset="{charset}"'.encode() in message.lower()
     score, rules = spamassassin_score(message, tmp_path / "sa")
     assert score <= MAX_SPAM_SCORE, f"SpamAssassin scored {score}: {rules}"
@@ -161,7 +161,7 @@ def test_mh3_campaign_signature_verifies_with_mail_dkim_and_covers_one_click(
 ) -> None:
     private, record = key_pair
     built = composer(
-        mailing_list=make_list(charset=charset),
+        mailing_list=list_identity(charset=charset),
         dkim_selector=SELECTOR,
         dkim_domain=DOMAIN,
         dkim_private_key=private,

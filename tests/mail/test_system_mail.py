@@ -13,7 +13,7 @@ from email.message import EmailMessage
 import pytest
 
 from app.mail.system_mail import SystemMail
-from tests.mail.factories import make_list, make_sender
+from tests.mail.factories import list_identity, sender_identity
 
 CONFIRM_URL = "https://news.example.test/confirm/" + "A" * 80
 
@@ -21,8 +21,8 @@ CONFIRM_URL = "https://news.example.test/confirm/" + "A" * 80
 def confirmation(language: str, list_name: str = "承諾ニュース", **sender: str) -> bytes:
     return SystemMail().confirmation(
         to="hanako@example.jp",
-        mailing_list=make_list(language, name=list_name),
-        sender=make_sender(**sender),
+        mailing_list=list_identity(language, name=list_name),
+        sender=sender_identity(**sender),
         confirm_url=CONFIRM_URL,
         expires_days=7,
     )
@@ -109,7 +109,7 @@ def test_html_part_is_a_whole_document_with_the_link_in_words(language: str) -> 
 def test_cc3_the_confirmation_comes_in_the_persons_language_whatever_the_lists() -> None:
     """Issue #11: a person who signed up in English on a Japanese list reads an English
     confirmation; one who said nothing reads the list's language."""
-    japanese_list = make_list("ja")
+    japanese_list = list_identity("ja")
     for language, expected, words in (
         ("en", "en", "If it was you, open the link below"),
         (None, "ja", "お申し込みいただきました"),
@@ -117,7 +117,7 @@ def test_cc3_the_confirmation_comes_in_the_persons_language_whatever_the_lists()
         data = SystemMail().confirmation(
             to="mary@example.com",
             mailing_list=japanese_list,
-            sender=make_sender(),
+            sender=sender_identity(),
             confirm_url=CONFIRM_URL,
             expires_days=7,
             language=language,
@@ -135,8 +135,8 @@ def test_cc3_the_confirmation_comes_in_the_persons_language_whatever_the_lists()
 def _jis_confirmation(consent_text: str | None = None, **sender: str) -> bytes:
     return SystemMail().confirmation(
         to="hanako@example.jp",
-        mailing_list=make_list("ja", charset="iso-2022-jp"),
-        sender=make_sender(**sender),
+        mailing_list=list_identity("ja", charset="iso-2022-jp"),
+        sender=sender_identity(**sender),
         confirm_url=CONFIRM_URL,
         expires_days=7,
         consent_text=consent_text,
@@ -169,8 +169,8 @@ def test_cc3_the_confirmation_of_an_iso_2022_jp_list_is_written_in_it() -> None:
     assert charsets == ["iso-2022-jp", "iso-2022-jp"]
     utf8 = SystemMail().confirmation(
         to="hanako@example.jp",
-        mailing_list=make_list("ja"),
-        sender=make_sender(),
+        mailing_list=list_identity("ja"),
+        sender=sender_identity(),
         confirm_url=CONFIRM_URL,
         expires_days=7,
         consent_text=wording,

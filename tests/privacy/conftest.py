@@ -16,7 +16,7 @@ from app.models import Campaign, LedgerTombstone, Sender
 from app.runtime import Runtime
 from app.sending import deliveries as campaigns_repo
 from app.sending.runner import DeliveryRunner
-from tests.sending.factories import World, make_world
+from tests.factories import World, make_world
 
 SENDER: dict[str, Any] = {
     "name": "株式会社承諾",

@@ -16,7 +16,7 @@ from app.privacy.retention import purge
 from app.senders.retention_policy import end_of_day_jst
 from app.sending import deliveries as campaigns_repo
 from app.sending.runner import DeliveryRunner
-from tests.admin.conftest import CONSENT_WORDING, consent_body
+from tests.factories import CONSENT_WORDING, consent, consent_body
 from tests.privacy.conftest import (
     queue_deliveries,
     send_campaign,
@@ -26,7 +26,6 @@ from tests.privacy.conftest import (
     world_with,
 )
 from tests.queries import events_of
-from tests.sending.factories import consent
 
 
 async def _person(admin: Any, list_id: int, email: str) -> int:

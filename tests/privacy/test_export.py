@@ -15,9 +15,8 @@ from sqlalchemy import select
 from app.auth.service import hash_key
 from app.models import ApiKey, AuditLog, ImportItem, ListImport
 from app.senders.retention_policy import end_of_day_jst
-from tests.admin.conftest import CONSENT_WORDING, consent_body
+from tests.factories import CONSENT_WORDING, consent, consent_body
 from tests.privacy.conftest import send_campaign, utc, world_with
-from tests.sending.factories import consent
 
 NOW = "2027-01-10T03:00:00Z"
 

@@ -20,10 +20,9 @@ from app.models import ImportItem, ListImport, OutboxMessage
 from app.models.enums import OutboxStatus
 from app.privacy import retention
 from app.privacy.retention import purge, run_periodic_purge
-from tests.admin.conftest import CONSENT_WORDING
+from tests.factories import CONSENT_WORDING, consent
 from tests.privacy.conftest import tombstones, utc, world_with
 from tests.queries import count, events_of
-from tests.sending.factories import consent
 
 ROOT = Path(__file__).resolve().parents[2]
 SHODAKU = Path(sys.executable).parent / "shodaku"

@@ -16,6 +16,7 @@ from app.models.enums import DeliveryStatus
 from app.privacy.retention import purge
 from app.sending import deliveries as campaigns_repo
 from app.sending.deliveries import DeliveryResult
+from tests.factories import consent
 from tests.privacy.conftest import (
     queue_deliveries,
     send_campaign,
@@ -26,7 +27,6 @@ from tests.privacy.conftest import (
     world_with,
 )
 from tests.queries import events_of
-from tests.sending.factories import consent
 
 
 async def _optout(admin: Any, email: str, sender_id: int) -> None:

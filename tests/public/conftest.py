@@ -11,7 +11,7 @@ import pytest
 
 from app.models import MailingList, Sender
 from app.runtime import Runtime
-from tests.public.factories import EN_PURPOSE, make_list, make_sender, register_wording
+from tests.factories import EN_PURPOSE, make_list, make_sender, register_wording
 from tests.smtp import Received
 
 # What json_signup reports the customer's own form showed.
@@ -20,23 +20,23 @@ CONFIRM_URL = re.compile(r"https?://[^\s\"<>]+/confirm/[A-Za-z0-9_.\-]+")
 
 
 @pytest.fixture
-async def sender(runtime: Runtime) -> Sender:
+async def sender_row(runtime: Runtime) -> Sender:
     return await make_sender(runtime)
 
 
 @pytest.fixture
-async def news(runtime: Runtime, sender: Sender) -> MailingList:
+async def news_row(runtime: Runtime, sender_row: Sender) -> MailingList:
     """A Japanese, double opt-in list (the defaults)."""
-    return await make_list(runtime, sender)
+    return await make_list(runtime, sender_row)
 
 
 @pytest.fixture
-async def weekly(runtime: Runtime, sender: Sender) -> MailingList:
+async def weekly(runtime: Runtime, sender_row: Sender) -> MailingList:
     """A second list of the same sender, in English, single opt-in: JSON signups must carry a
     registered wording (the default there), and the one ``json_signup`` sends is registered."""
     weekly = await make_list(
         runtime,
-        sender,
+        sender_row,
         name="Weekly Deals",
         slug="weekly",
         purpose=EN_PURPOSE,

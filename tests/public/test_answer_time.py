@@ -14,8 +14,8 @@ from app.models import MailingList, OutboxMessage
 from app.models.enums import OutboxStatus
 from app.public.answer_time import SignupAnswerFloor
 from app.runtime import Runtime
+from tests.factories import subscriber_by_email, subscription_of
 from tests.public.conftest import json_signup
-from tests.public.factories import subscriber_by_email, subscription_of
 
 
 async def _outbox(runtime: Runtime) -> list[tuple[str, bool]]:
@@ -28,14 +28,14 @@ async def _outbox(runtime: Runtime) -> list[tuple[str, bool]]:
 async def test_cc3_known_and_unknown_addresses_cost_the_same_write(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     weekly: MailingList,
     slug: str,
 ) -> None:
     """Every accepted signup writes one outbox row in its unit of work: a confirmation to send,
     or one dropped at once when there is nothing to send (already active). An active address
     used to cost no write at all, and answered measurably faster than a new one."""
-    mailing_list = news if slug == "news" else weekly
+    mailing_list = news_row if slug == "news" else weekly
     assert (await json_signup(client, slug, "active@example.jp")).status_code in (200, 202)
     subscription = await subscription_of(runtime, "active@example.jp", mailing_list.id)
     assert subscription is not None

@@ -23,14 +23,14 @@ from app.models.enums import ConsentEventKind, ConsentMethod, SubscriptionStatus
 from app.runtime import Runtime
 from app.subscriptions.repository import GateVerdict, check_gate
 from tests.conftest import wait_for
-from tests.public.conftest import confirm_url_in
-from tests.public.factories import (
+from tests.factories import (
     SENDER_NAME,
     make_list,
     make_sender,
     subscriber_by_email,
     subscription_of,
 )
+from tests.public.conftest import confirm_url_in
 from tests.public.html import read_page
 from tests.queries import events_of
 from tests.smtp import SmtpServer, free_port

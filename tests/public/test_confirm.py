@@ -18,6 +18,7 @@ from app.runtime import Runtime
 from app.subscriptions.repository import check_gate
 from app.tokens import TokenSigner
 from tests.conftest import BASE_URL
+from tests.factories import PURPOSE, SENDER_NAME, count, subscriber_by_email, subscription_of
 from tests.public.conftest import (
     confirm_url_in,
     form_signup,
@@ -25,7 +26,6 @@ from tests.public.conftest import (
     json_signup,
     text_part,
 )
-from tests.public.factories import PURPOSE, SENDER_NAME, count, subscriber_by_email, subscription_of
 from tests.public.html import read_page
 from tests.queries import events_of
 from tests.smtp import SmtpServer
@@ -53,7 +53,7 @@ def _assert_plain_400_page(response: httpx.Response) -> None:
 async def test_cc3_confirmation_mail_then_get_changes_nothing_then_post_activates(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
@@ -100,7 +100,7 @@ async def test_cc3_confirmation_mail_then_get_changes_nothing_then_post_activate
     assert b"hanako" not in decoded
     assert "hanako" not in token
 
-    subscription = await subscription_of(runtime, "hanako@example.jp", news.id)
+    subscription = await subscription_of(runtime, "hanako@example.jp", news_row.id)
     assert subscription is not None
     path = url.removeprefix(BASE_URL)
 
@@ -117,7 +117,7 @@ async def test_cc3_confirmation_mail_then_get_changes_nothing_then_post_activate
     assert "承諾ニュース" in shown.text
     for _ in range(3):
         assert (await client.get(path)).status_code == 200
-    still = await subscription_of(runtime, "hanako@example.jp", news.id)
+    still = await subscription_of(runtime, "hanako@example.jp", news_row.id)
     assert still is not None
     assert still.status == SubscriptionStatus.PENDING
     assert [e.kind for e in await events_of(runtime, "hanako@example.jp")] == ["grant"]
@@ -126,12 +126,12 @@ async def test_cc3_confirmation_mail_then_get_changes_nothing_then_post_activate
     done = await client.post(path, headers={"user-agent": "Mail Reader/1.0"})
     assert done.status_code == 200
     assert "ご登録が完了しました" in done.text
-    active = await subscription_of(runtime, "hanako@example.jp", news.id)
+    active = await subscription_of(runtime, "hanako@example.jp", news_row.id)
     assert active is not None
     assert active.status == SubscriptionStatus.ACTIVE
     assert active.confirmed_at is not None
     async with runtime.sessionmaker() as session:
-        gate = await check_gate(session, active.subscriber_id, news.id)
+        gate = await check_gate(session, active.subscriber_id, news_row.id)
     assert gate.mailable
     grant, confirm = await events_of(runtime, "hanako@example.jp")
     assert confirm.kind == ConsentEventKind.CONFIRM
@@ -160,11 +160,11 @@ async def test_cc3_confirmation_mail_then_get_changes_nothing_then_post_activate
 
 
 async def test_cc3_confirm_page_speaks_the_lists_language(
-    client: httpx.AsyncClient, runtime: Runtime, sender: Any
+    client: httpx.AsyncClient, runtime: Runtime, sender_row: Any
 ) -> None:
-    from tests.public.factories import make_list
+    from tests.factories import make_list
 
-    english = await make_list(runtime, sender, slug="en-news", name="Deals", language="en")
+    english = await make_list(runtime, sender_row, slug="en-news", name="Deals", language="en")
     assert (await json_signup(client, "en-news", "mary@example.com")).status_code == 202
     subscription = await subscription_of(runtime, "mary@example.com", english.id)
     assert subscription is not None
@@ -178,10 +178,10 @@ async def test_cc3_confirm_page_speaks_the_lists_language(
 
 
 async def test_cc3_expired_confirm_link_is_a_400_page_and_confirms_nothing(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     assert (await json_signup(client, "news", "hanako@example.jp")).status_code == 202
-    subscription = await subscription_of(runtime, "hanako@example.jp", news.id)
+    subscription = await subscription_of(runtime, "hanako@example.jp", news_row.id)
     assert subscription is not None
     assert subscription.grant_event_id is not None
     # A link mailed eight days ago: the default lifetime is seven days.
@@ -193,23 +193,23 @@ async def test_cc3_expired_confirm_link_is_a_400_page_and_confirms_nothing(
         # (sign up again at the list's form) and whom to ask.
         page = read_page(response.text)
         assert "有効期限が切れています" in page.text
-        assert f"{BASE_URL}/subscribe/{news.slug}" in page.text
+        assert f"{BASE_URL}/subscribe/{news_row.slug}" in page.text
         assert SENDER_NAME in page.text
         assert "support@shodaku-shoji.example" in page.text
         assert page.forms() == []
-    still = await subscription_of(runtime, "hanako@example.jp", news.id)
+    still = await subscription_of(runtime, "hanako@example.jp", news_row.id)
     assert still is not None
     assert still.status == SubscriptionStatus.PENDING
     assert await count(runtime, ConsentEvent) == 1
 
 
 async def test_cc3_tampered_or_foreign_confirm_links_are_400_pages(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
-    token = await _pending(client, runtime, "hanako@example.jp", news.id)
+    token = await _pending(client, runtime, "hanako@example.jp", news_row.id)
     flipped = token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB")
     stranger = TokenSigner(["someone-elses-key-0123456789"], confirm_max_age=3600)
-    unsubscribe_kind = runtime.signer.unsubscribe_token(1, news.id, "0" * 64)
+    unsubscribe_kind = runtime.signer.unsubscribe_token(1, news_row.id, "0" * 64)
     for bad in (
         flipped,
         "not-a-token",
@@ -220,7 +220,7 @@ async def test_cc3_tampered_or_foreign_confirm_links_are_400_pages(
         for response in (await client.get(f"/confirm/{bad}"), await client.post(f"/confirm/{bad}")):
             _assert_plain_400_page(response)
             assert "このリンクは無効か" in response.text
-    still = await subscription_of(runtime, "hanako@example.jp", news.id)
+    still = await subscription_of(runtime, "hanako@example.jp", news_row.id)
     assert still is not None
     assert still.status == SubscriptionStatus.PENDING
     assert await count(runtime, ConsentEvent) == 1
@@ -230,7 +230,7 @@ async def test_cc3_cr1_either_link_of_a_double_signup_confirms_the_wording_it_sh
     client: httpx.AsyncClient,
     admin: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
@@ -242,7 +242,7 @@ async def test_cc3_cr1_either_link_of_a_double_signup_confirms_the_wording_it_sh
     email = "hanako@example.jp"
     # The operator's site showed two versions of its wording, both registered for the list.
     for wording in (first_wording, second_wording):
-        registered = await admin.post(f"/lists/{news.id}/consent-texts", json={"text": wording})
+        registered = await admin.post(f"/lists/{news_row.id}/consent-texts", json={"text": wording})
         assert registered.status_code == 201, registered.text
     assert (await json_signup(client, "news", email, consent_text=first_wording)).status_code == 202
     assert (await outbox()).sent == 1
@@ -287,12 +287,12 @@ async def test_cc3_cr1_either_link_of_a_double_signup_confirms_the_wording_it_sh
             select(ConsentText.text).where(ConsentText.hash == confirm.consent_text_hash)
         )
     assert confirmed_text == first_wording
-    active = await subscription_of(runtime, email, news.id)
+    active = await subscription_of(runtime, email, news_row.id)
     assert active is not None
     assert active.status == SubscriptionStatus.ACTIVE
     assert active.grant_event_id == first_grant.id
     async with runtime.sessionmaker() as session:
-        assert (await check_gate(session, active.subscriber_id, news.id)).consent_event_id == (
+        assert (await check_gate(session, active.subscriber_id, news_row.id)).consent_event_id == (
             confirm.id
         )
 
@@ -305,16 +305,18 @@ async def test_cc3_cr1_either_link_of_a_double_signup_confirms_the_wording_it_sh
 
 
 async def test_cc3_a_link_that_cannot_confirm_says_so_already_on_get(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     """Issue #10.3: a request withdrawn by an opt-out is over. Its link shows no button but the
     400 page at once, and still does after a new signup makes the subscription pending again;
     only the new request's link confirms (CC-3, OO-6)."""
     email = "hanako@example.jp"
-    before_optout = await _pending(client, runtime, email, news.id)
+    before_optout = await _pending(client, runtime, email, news_row.id)
     subscriber = await subscriber_by_email(runtime, email)
     assert subscriber is not None
-    unsubscribe = runtime.signer.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash)
+    unsubscribe = runtime.signer.unsubscribe_token(
+        subscriber.id, news_row.id, subscriber.address_hash
+    )
     assert (await client.post(f"/unsubscribe/{unsubscribe}")).status_code == 200
 
     for response in (
@@ -325,18 +327,18 @@ async def test_cc3_a_link_that_cannot_confirm_says_so_already_on_get(
         # The request is over: the page says so and what the person can do next.
         page = read_page(response.text)
         assert "すでに使えなくなっています" in page.text
-        assert f"{BASE_URL}/subscribe/{news.slug}" in page.text
+        assert f"{BASE_URL}/subscribe/{news_row.slug}" in page.text
         assert SENDER_NAME in page.text
         assert page.forms() == []
 
     # The person signs up again: pending again, on a new request.
-    after_optout = await _pending(client, runtime, email, news.id)
+    after_optout = await _pending(client, runtime, email, news_row.id)
     for response in (
         await client.get(f"/confirm/{before_optout}"),
         await client.post(f"/confirm/{before_optout}"),
     ):
         _assert_plain_400_page(response)
-    still = await subscription_of(runtime, email, news.id)
+    still = await subscription_of(runtime, email, news_row.id)
     assert still is not None
     assert still.status == SubscriptionStatus.PENDING
     assert [e.kind for e in await events_of(runtime, email)] == ["grant", "withdraw", "grant"]
@@ -353,7 +355,7 @@ async def test_cc3_a_link_that_cannot_confirm_says_so_already_on_get(
 async def test_cc3_a_strangers_unregistered_wording_is_not_mailed_only_shown_on_the_page(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:

@@ -12,6 +12,7 @@ from app.models import Sender
 from app.models.enums import SubscriptionStatus
 from app.runtime import Runtime
 from tests.conftest import BASE_URL
+from tests.factories import SENDER_NAME, make_list, register_wording, subscription_of
 from tests.public.conftest import (
     confirm_url_in,
     form_signup,
@@ -19,7 +20,6 @@ from tests.public.conftest import (
     json_signup,
     text_part,
 )
-from tests.public.factories import SENDER_NAME, make_list, register_wording, subscription_of
 from tests.smtp import SmtpServer
 
 
@@ -30,13 +30,13 @@ def _charsets(message: Any) -> list[str | None]:
 async def test_cc3_the_confirmation_of_a_carrier_list_arrives_in_iso_2022_jp_and_confirms(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    sender: Sender,
+    sender_row: Sender,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
     """Subject and From in ISO-2022-JP encoded words, both parts ISO-2022-JP: decoded, the mail
     quotes the wording of the form, names the sender, and its link confirms."""
-    keitai = await make_list(runtime, sender, slug="keitai", charset="iso-2022-jp")
+    keitai = await make_list(runtime, sender_row, slug="keitai", charset="iso-2022-jp")
     signup = await form_signup(client, "keitai", "hanako@example.jp", name="山田花子")
     assert signup.status_code == 202
     assert (await outbox()).sent == 1
@@ -70,13 +70,13 @@ async def test_cc3_the_confirmation_of_a_carrier_list_arrives_in_iso_2022_jp_and
 async def test_a_confirmation_quoting_a_wording_out_of_reach_arrives_whole_in_utf_8(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    sender: Sender,
+    sender_row: Sender,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
     """The wording the person agreed to has ① in it: the mail quotes it exactly (CR-1), so it
     goes in UTF-8 rather than with the character changed or lost."""
-    keitai = await make_list(runtime, sender, slug="keitai", charset="iso-2022-jp")
+    keitai = await make_list(runtime, sender_row, slug="keitai", charset="iso-2022-jp")
     wording = "①新商品のご案内メール（広告を含みます）の受信に同意します（株式会社承諾商事）"
     await register_wording(runtime, keitai, wording)
     signup = await json_signup(client, "keitai", "hanako@example.jp", consent_text=wording)

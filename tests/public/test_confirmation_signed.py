@@ -14,8 +14,8 @@ import pytest
 
 from app.config import Settings
 from app.runtime import Runtime
+from tests.factories import make_list, make_sender
 from tests.public.conftest import json_signup
-from tests.public.factories import make_list, make_sender
 from tests.smtp import SmtpServer
 
 DOMAIN = "shodaku-shoji.example"

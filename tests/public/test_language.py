@@ -20,8 +20,8 @@ from app.public.i18n import accept_language, consent_wording
 from app.public.rate_limit import SignupLimits
 from app.runtime import Runtime
 from tests.conftest import BASE_URL
+from tests.factories import PURPOSE, SENDER_NAME, subscriber_by_email, subscription_of
 from tests.public.conftest import JSON_WORDING, confirm_url_in, html_part, json_signup, text_part
-from tests.public.factories import PURPOSE, SENDER_NAME, subscriber_by_email, subscription_of
 from tests.public.html import Page, read_page
 from tests.queries import events_of
 from tests.smtp import SmtpServer
@@ -61,10 +61,10 @@ def _assert_english_confirmation(message: EmailMessage) -> None:
 
 
 async def _signed_up_in_english(
-    runtime: Runtime, news: MailingList, smtp_server: SmtpServer, outbox: Any, email: str
+    runtime: Runtime, news_row: MailingList, smtp_server: SmtpServer, outbox: Any, email: str
 ) -> str:
     """The stored language is en and the confirmation mail English; returns its confirm path."""
-    subscription = await subscription_of(runtime, email, news.id)
+    subscription = await subscription_of(runtime, email, news_row.id)
     assert subscription is not None
     assert subscription.language == "en"
     assert (await outbox()).sent == 1
@@ -74,7 +74,11 @@ async def _signed_up_in_english(
 
 
 async def _confirm_and_unsubscribe_in_english(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, email: str, confirm_path: str
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    news_row: MailingList,
+    email: str,
+    confirm_path: str,
 ) -> None:
     """The confirm page, its answer and later the unsubscribe page come in English, though the
     list is Japanese and the requests say nothing of a language."""
@@ -88,7 +92,7 @@ async def _confirm_and_unsubscribe_in_english(
     assert "You are subscribed" in answer.text
     subscriber = await subscriber_by_email(runtime, email)
     assert subscriber is not None
-    token = runtime.signer.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash)
+    token = runtime.signer.unsubscribe_token(subscriber.id, news_row.id, subscriber.address_hash)
     page = read_page((await client.get(f"/unsubscribe/{token}")).text)
     assert page.html_lang == "en"
     assert "Stop emails from" in page.text
@@ -100,13 +104,13 @@ async def _confirm_and_unsubscribe_in_english(
 async def test_cc3_signup_with_lang_en_on_a_japanese_list_is_answered_in_english_from_then_on(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
     """``?lang=en`` on the hosted form of a Japanese list: the English form, the English
     wording recorded exactly as shown (CR-1), the language kept, the mail and pages English."""
-    assert news.language == "ja"
+    assert news_row.language == "ja"
     form = read_page((await client.get("/subscribe/news?lang=en")).text)
     assert form.input("lang").attrs["value"] == "en"
     assert form.input("consent_text").attrs["value"] == ENGLISH_WORDING
@@ -120,21 +124,21 @@ async def test_cc3_signup_with_lang_en_on_a_japanese_list_is_answered_in_english
     assert grant.source_url == f"{BASE_URL}/subscribe/news?lang=en"
 
     confirm_path = await _signed_up_in_english(
-        runtime, news, smtp_server, outbox, "mary@example.com"
+        runtime, news_row, smtp_server, outbox, "mary@example.com"
     )
     # CR-1: the mail quotes the English wording the person agreed to.
     assert ENGLISH_WORDING in text_part(_mail_to(smtp_server, "mary@example.com")).replace(
         "\r\n", "\n"
     )
     await _confirm_and_unsubscribe_in_english(
-        client, runtime, news, "mary@example.com", confirm_path
+        client, runtime, news_row, "mary@example.com", confirm_path
     )
 
 
 async def test_cc2_the_forms_language_switch_leads_to_the_english_form_and_an_english_signup(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
@@ -146,17 +150,17 @@ async def test_cc2_the_forms_language_switch_leads_to_the_english_form_and_an_en
     assert answer.status_code == 202
     assert "Check your mailbox" in read_page(answer.text).text
     confirm_path = await _signed_up_in_english(
-        runtime, news, smtp_server, outbox, "john@example.com"
+        runtime, news_row, smtp_server, outbox, "john@example.com"
     )
     await _confirm_and_unsubscribe_in_english(
-        client, runtime, news, "john@example.com", confirm_path
+        client, runtime, news_row, "john@example.com", confirm_path
     )
 
 
 async def test_cc3_a_browser_that_prefers_english_gets_the_english_form_mail_and_pages(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
@@ -172,24 +176,24 @@ async def test_cc3_a_browser_that_prefers_english_gets_the_english_form_mail_and
     assert answer.status_code == 202
     assert answer.json()["detail"].startswith("If the address can be subscribed")
     confirm_path = await _signed_up_in_english(
-        runtime, news, smtp_server, outbox, "kate@example.com"
+        runtime, news_row, smtp_server, outbox, "kate@example.com"
     )
     await _confirm_and_unsubscribe_in_english(
-        client, runtime, news, "kate@example.com", confirm_path
+        client, runtime, news_row, "kate@example.com", confirm_path
     )
 
 
 async def test_without_any_language_said_the_list_decides_and_nothing_is_stored(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
     answer = await json_signup(client, "news", "taro@example.jp")
     assert answer.status_code == 202
     assert answer.json()["detail"].startswith("登録できるアドレスであれば")
-    subscription = await subscription_of(runtime, "taro@example.jp", news.id)
+    subscription = await subscription_of(runtime, "taro@example.jp", news_row.id)
     assert subscription is not None
     assert subscription.language is None
     await outbox()
@@ -197,12 +201,12 @@ async def test_without_any_language_said_the_list_decides_and_nothing_is_stored(
 
 
 async def test_lang_in_the_address_changes_one_page_view_not_the_persons_language(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     """?lang= decides the page it is on, and the answer of that page's button (its form keeps
     it), never the language stored: the next mail and page are in the person's own."""
     assert (await json_signup(client, "news", "mary@example.com", lang="en")).status_code == 202
-    subscription = await subscription_of(runtime, "mary@example.com", news.id)
+    subscription = await subscription_of(runtime, "mary@example.com", news_row.id)
     assert subscription is not None
     assert subscription.grant_event_id is not None
     confirm_path = f"/confirm/{runtime.signer.confirm_token(subscription.grant_event_id)}"
@@ -215,13 +219,13 @@ async def test_lang_in_the_address_changes_one_page_view_not_the_persons_languag
     assert "ご登録が完了しました" in answer.text
     # The person's own language stands.
     assert read_page((await client.get(confirm_path)).text).html_lang == "en"
-    subscription = await subscription_of(runtime, "mary@example.com", news.id)
+    subscription = await subscription_of(runtime, "mary@example.com", news_row.id)
     assert subscription is not None
     assert subscription.language == "en"
 
 
 async def test_a_signup_for_an_active_subscription_cannot_change_its_language(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, app: Any, settings: Settings
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, app: Any, settings: Settings
 ) -> None:
     """Anybody can type an address into a form: the answer never tells whether it is
     subscribed, and such a signup changes nothing, the person's language included. A pending
@@ -232,11 +236,11 @@ async def test_a_signup_for_an_active_subscription_cannot_change_its_language(
     )
     assert (await json_signup(client, "news", "mary@example.com", lang="en")).status_code == 202
     assert (await json_signup(client, "news", "mary@example.com", lang="ja")).status_code == 202
-    pending = await subscription_of(runtime, "mary@example.com", news.id)
+    pending = await subscription_of(runtime, "mary@example.com", news_row.id)
     assert pending is not None
     assert pending.language == "ja"
     assert (await json_signup(client, "news", "mary@example.com", lang="en")).status_code == 202
-    pending = await subscription_of(runtime, "mary@example.com", news.id)
+    pending = await subscription_of(runtime, "mary@example.com", news_row.id)
     assert pending is not None
     assert pending.grant_event_id is not None
     token = runtime.signer.confirm_token(pending.grant_event_id)
@@ -244,14 +248,14 @@ async def test_a_signup_for_an_active_subscription_cannot_change_its_language(
 
     stranger = await json_signup(client, "news", "mary@example.com", lang="ja")
     assert stranger.status_code == 202
-    active = await subscription_of(runtime, "mary@example.com", news.id)
+    active = await subscription_of(runtime, "mary@example.com", news_row.id)
     assert active is not None
     assert active.status == SubscriptionStatus.ACTIVE
     assert active.language == "en"
 
 
 async def test_json_answers_speak_the_pages_language_and_keep_the_error_class_in_english(
-    client: httpx.AsyncClient, news: MailingList
+    client: httpx.AsyncClient, news_row: MailingList
 ) -> None:
     """The JSON signup's ``detail`` is in the body's ``lang``, else ``?lang=``, else the
     browser's language, else the list's; ``error`` names the class in English whatever the
@@ -390,7 +394,7 @@ async def _assert_switches(
 async def test_cc2_every_public_page_has_a_working_link_to_the_other_language(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     weekly: MailingList,
 ) -> None:
     # The form; in the other language its hidden fields are that language's (CR-1).
@@ -424,7 +428,7 @@ async def test_cc2_every_public_page_has_a_working_link_to_the_other_language(
     )
 
     # The confirm page, its answer, and a link that is over (400, the list known).
-    subscription = await subscription_of(runtime, "a@example.jp", news.id)
+    subscription = await subscription_of(runtime, "a@example.jp", news_row.id)
     assert subscription is not None
     assert subscription.grant_event_id is not None
     confirm = f"/confirm/{runtime.signer.confirm_token(subscription.grant_event_id)}"
@@ -435,13 +439,13 @@ async def test_cc2_every_public_page_has_a_working_link_to_the_other_language(
     assert subscriber is not None
     unsubscribe = (
         f"/unsubscribe/"
-        f"{runtime.signer.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash)}"
+        f"{runtime.signer.unsubscribe_token(subscriber.id, news_row.id, subscriber.address_hash)}"
     )
     await _assert_switches(client, await client.get(unsubscribe), unsubscribe, 200)
     there = await _assert_switches(client, await client.post(unsubscribe), unsubscribe, 200)
     assert "is already stopped for this address" in there.text
     assert (await json_signup(client, "news", "a@example.jp")).status_code == 202
-    renewed = await subscription_of(runtime, "a@example.jp", news.id)
+    renewed = await subscription_of(runtime, "a@example.jp", news_row.id)
     assert renewed is not None
     assert renewed.grant_event_id != subscription.grant_event_id
     # The first request's link, after a newer one: over (400), in the person's language.
@@ -456,7 +460,7 @@ async def test_cc2_every_public_page_has_a_working_link_to_the_other_language(
 
 
 async def test_the_429_page_offers_the_other_language_keeping_the_list(
-    client: httpx.AsyncClient, news: MailingList
+    client: httpx.AsyncClient, news_row: MailingList
 ) -> None:
     for _ in range(200):
         busy = await client.post(

@@ -11,21 +11,21 @@ from app.models import MailingList
 from app.public.i18n import MESSAGES, Translator, consent_wording, pick_lang
 from app.public.rate_limit import SlidingWindowLimiter
 from app.runtime import Runtime
+from tests.factories import subscription_of
 from tests.public.conftest import json_signup
-from tests.public.factories import subscription_of
 
 
 async def test_oo3_every_public_page_is_uncached_unframed_refererless_and_cookieless(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     """Tokens travel in these URLs: no cache, no Referer, no framing, no cookie (OO-3, DS-6)."""
     assert (await json_signup(client, "news", "hanako@example.jp")).status_code == 202
-    subscription = await subscription_of(runtime, "hanako@example.jp", news.id)
+    subscription = await subscription_of(runtime, "hanako@example.jp", news_row.id)
     assert subscription is not None
     assert subscription.grant_event_id is not None
     confirm = f"/confirm/{runtime.signer.confirm_token(subscription.grant_event_id)}"
     unsubscribe = "/unsubscribe/" + runtime.signer.unsubscribe_token(
-        subscription.subscriber_id, news.id, "0" * 64
+        subscription.subscriber_id, news_row.id, "0" * 64
     )
     responses = [
         await client.get("/subscribe/news"),
@@ -133,7 +133,7 @@ def test_limiter_memory_is_bounded() -> None:
 async def test_sender_identity_in_the_footer_and_only_web_urls_become_links(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
-    from tests.public.factories import make_list, make_sender
+    from tests.factories import make_list, make_sender
     from tests.public.html import read_page
 
     sender = await make_sender(runtime, contact_url="javascript:alert(1)", contact_phone=None)

@@ -19,8 +19,7 @@ from app.models.enums import ConsentEventKind, ConsentMethod, SubscriptionStatus
 from app.runtime import Runtime
 from app.subscriptions.repository import check_gate
 from tests.conftest import BASE_URL
-from tests.public.conftest import consent_wording_of, form_signup, json_signup
-from tests.public.factories import (
+from tests.factories import (
     EN_PURPOSE,
     PURPOSE,
     SENDER_NAME,
@@ -28,6 +27,7 @@ from tests.public.factories import (
     subscriber_by_email,
     subscription_of,
 )
+from tests.public.conftest import consent_wording_of, form_signup, json_signup
 from tests.public.html import read_page
 from tests.queries import events_of
 from tests.smtp import SmtpServer
@@ -44,7 +44,7 @@ async def _nothing_stored(runtime: Runtime) -> None:
 
 
 async def test_cc2_cc5_japanese_form_has_unticked_box_and_the_wording_beside_the_button(
-    client: httpx.AsyncClient, news: MailingList
+    client: httpx.AsyncClient, news_row: MailingList
 ) -> None:
     response = await client.get("/subscribe/news")
     assert response.status_code == 200
@@ -73,7 +73,7 @@ async def test_cc2_cc5_japanese_form_has_unticked_box_and_the_wording_beside_the
 
 
 async def test_cc2_cc5_english_form_on_request_with_the_same_items(
-    client: httpx.AsyncClient, news: MailingList
+    client: httpx.AsyncClient, news_row: MailingList
 ) -> None:
     response = await client.get("/subscribe/news", params={"lang": "en"})
     assert response.status_code == 200
@@ -120,11 +120,11 @@ async def test_unknown_list_is_a_404_page(client: httpx.AsyncClient) -> None:
 
 
 async def test_form_escapes_what_the_sender_typed(
-    client: httpx.AsyncClient, runtime: Runtime, sender: Sender
+    client: httpx.AsyncClient, runtime: Runtime, sender_row: Sender
 ) -> None:
-    from tests.public.factories import make_list
+    from tests.factories import make_list
 
-    await make_list(runtime, sender, slug="x", name="<script>alert(1)</script>")
+    await make_list(runtime, sender_row, slug="x", name="<script>alert(1)</script>")
     response = await client.get("/subscribe/x")
     assert "<script>alert(1)</script>" not in response.text
     assert "&lt;script&gt;" in response.text
@@ -134,7 +134,7 @@ async def test_form_escapes_what_the_sender_typed(
 
 
 async def test_cc1_form_post_without_the_box_ticked_is_422_and_stores_nothing(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     response = await form_signup(client, "news", "hanako@example.jp", consent=None)
     assert response.status_code == 422
@@ -146,7 +146,7 @@ async def test_cc1_form_post_without_the_box_ticked_is_422_and_stores_nothing(
 
 
 async def test_cc1_json_without_consent_true_is_422_and_stores_nothing(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     for consent in (False, None, "yes", 1):
         response = await json_signup(client, "news", "hanako@example.jp", consent=consent)
@@ -161,7 +161,7 @@ async def test_cc1_json_without_consent_true_is_422_and_stores_nothing(
 
 
 async def test_cr1_json_without_consent_text_is_422(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     for body in (
         {"email": "hanako@example.jp", "consent": True},
@@ -175,7 +175,7 @@ async def test_cr1_json_without_consent_text_is_422(
 
 
 async def test_sg4_invalid_address_is_422(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     for bad in ("not-an-address", "a@b", "taro@@example.jp", "taro@example.jp\r\nBcc: x@y.jp"):
         answer = await json_signup(client, "news", bad)
@@ -188,7 +188,7 @@ async def test_sg4_invalid_address_is_422(
     await _nothing_stored(runtime)
 
 
-async def test_bad_bodies_are_4xx_not_500(client: httpx.AsyncClient, news: MailingList) -> None:
+async def test_bad_bodies_are_4xx_not_500(client: httpx.AsyncClient, news_row: MailingList) -> None:
     broken = await client.post(
         "/subscribe/news", content=b"{not json", headers={"content-type": "application/json"}
     )
@@ -204,7 +204,7 @@ async def test_bad_bodies_are_4xx_not_500(client: httpx.AsyncClient, news: Maili
 
 
 async def test_sg4_full_width_address_is_normalised(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     answer = await json_signup(client, "news", "ｈａｎａｋｏ＠ＥＸＡＭＰＬＥ．ｊｐ")
     assert answer.status_code == 202
@@ -218,7 +218,7 @@ async def test_sg4_full_width_address_is_normalised(
 
 
 async def test_cr1_form_signup_records_the_wording_shown_and_its_circumstances(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     shown = consent_wording_of((await client.get("/subscribe/news")).text)
     response = await client.post(
@@ -253,7 +253,7 @@ async def test_cr1_form_signup_records_the_wording_shown_and_its_circumstances(
 
 
 async def test_cc2_a_forged_wording_in_a_form_post_is_not_recorded(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     shown = consent_wording_of((await client.get("/subscribe/news")).text)
     response = await form_signup(
@@ -268,7 +268,7 @@ async def test_cc2_a_forged_wording_in_a_form_post_is_not_recorded(
 
 
 async def test_cr1_json_signup_records_method_api_and_the_given_wording(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     response = await json_signup(
         client,
@@ -288,7 +288,7 @@ async def test_cr1_json_signup_records_method_api_and_the_given_wording(
 
 
 async def test_multipart_form_posts_work_too(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     shown = consent_wording_of((await client.get("/subscribe/news")).text)
     response = await client.post(
@@ -300,14 +300,14 @@ async def test_multipart_form_posts_work_too(
         },
     )
     assert response.status_code == 202
-    assert await subscription_of(runtime, "hanako@example.jp", news.id) is not None
+    assert await subscription_of(runtime, "hanako@example.jp", news_row.id) is not None
 
 
 # --- the answers -------------------------------------------------------------------------------
 
 
 async def test_cc3_double_opt_in_signup_answers_202_pending_and_wakes_the_outbox(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     assert not runtime.outbox_wakeup.is_set()
     response = await json_signup(client, "news", "hanako@example.jp")
@@ -315,11 +315,11 @@ async def test_cc3_double_opt_in_signup_answers_202_pending_and_wakes_the_outbox
     assert response.json()["status"] == "pending"
     # The background task ran after the response, i.e. after the unit of work committed.
     assert runtime.outbox_wakeup.is_set()
-    subscription = await subscription_of(runtime, "hanako@example.jp", news.id)
+    subscription = await subscription_of(runtime, "hanako@example.jp", news_row.id)
     assert subscription is not None
     assert subscription.status == SubscriptionStatus.PENDING
     async with runtime.sessionmaker() as session:
-        assert not (await check_gate(session, subscription.subscriber_id, news.id)).mailable
+        assert not (await check_gate(session, subscription.subscriber_id, news_row.id)).mailable
     assert await count(runtime, OutboxMessage) == 1
 
     page = await form_signup(client, "news", "jiro@example.jp")
@@ -373,9 +373,9 @@ async def _known_in_every_state(
 
 
 async def test_same_answer_whether_or_not_the_address_is_known_double_opt_in(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
-    known = await _known_in_every_state(client, runtime, "news", news.id)
+    known = await _known_in_every_state(client, runtime, "news", news_row.id)
     answers = [await json_signup(client, "news", "stranger@example.jp")]
     answers += [await json_signup(client, "news", address) for address in known.values()]
     assert {a.status_code for a in answers} == {202}
@@ -401,7 +401,7 @@ async def test_same_answer_whether_or_not_the_address_is_known_single_opt_in(
 
 
 async def test_honeypot_gets_the_usual_answer_and_nothing_is_stored(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     usual = await form_signup(client, "news", "human@example.jp")
     bot = await form_signup(client, "news", "bot@example.jp", website="https://spam.example")
@@ -419,7 +419,7 @@ async def test_honeypot_gets_the_usual_answer_and_nothing_is_stored(
 
 
 async def test_per_ip_limit_answers_429_to_that_client_only(
-    app: object, client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    app: object, client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     runtime.settings.signup_limit_per_ip = 2
     assert (await json_signup(client, "news", "one@example.jp")).status_code == 202
@@ -447,19 +447,19 @@ async def test_per_ip_limit_answers_429_to_that_client_only(
 async def test_per_address_limit_answers_the_same_but_mails_nothing_more(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    sender: Sender,
-    news: MailingList,
+    sender_row: Sender,
+    news_row: MailingList,
     smtp_server: SmtpServer,
     outbox: object,
 ) -> None:
     """Subscription bombing: one victim's address typed into many forms gets a bounded number
     of confirmation mails, and the forms answer as usual so they reveal nothing (CC-3)."""
-    from tests.public.factories import make_list
+    from tests.factories import make_list
 
     runtime.settings.signup_limit_per_address = 2
     slugs = ["news"]
     for n in range(3):
-        slugs.append((await make_list(runtime, sender, slug=f"list-{n}", name=f"L{n}")).slug)
+        slugs.append((await make_list(runtime, sender_row, slug=f"list-{n}", name=f"L{n}")).slug)
     answers = [await json_signup(client, slug, "victim@example.jp") for slug in slugs]
     # Another spelling of the same address counts as the same address.
     answers.append(await json_signup(client, "list-2", "ＶＩＣＴＩＭ@example.jp"))
@@ -475,7 +475,7 @@ async def test_per_address_limit_answers_the_same_but_mails_nothing_more(
 
 
 async def test_a_limit_of_zero_is_off(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList
 ) -> None:
     runtime.settings.signup_limit_per_ip = 0
     runtime.settings.signup_limit_per_address = 0
@@ -485,7 +485,7 @@ async def test_a_limit_of_zero_is_off(
 
 
 async def test_a_json_signup_nested_thousands_deep_is_a_422_not_a_500(
-    client: httpx.AsyncClient, news: MailingList
+    client: httpx.AsyncClient, news_row: MailingList
 ) -> None:
     """Found in review: a 10 KB body of arrays 5,000 deep made the JSON parser recurse past its
     limit and answered 500 to anyone."""
@@ -506,7 +506,7 @@ async def test_a_json_signup_nested_thousands_deep_is_a_422_not_a_500(
     "body", ["1" * 5000, '{"email": "a@example.jp", "consent": ' + "9" * 5000 + "}"]
 )
 async def test_a_json_signup_with_a_huge_number_is_a_422_not_a_500(
-    client: httpx.AsyncClient, news: MailingList, body: str
+    client: httpx.AsyncClient, news_row: MailingList, body: str
 ) -> None:
     """Found in review: an integer literal past Python's 4,300-digit limit made json.loads raise
     a plain ValueError, answered 500 to anyone; nothing is recorded."""

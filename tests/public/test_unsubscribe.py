@@ -22,8 +22,8 @@ from app.runtime import Runtime
 from app.subscriptions.repository import GateVerdict, check_gate
 from app.tokens import HASH_PREFIX_LENGTH, UNSUBSCRIBE_SALT, TokenSigner
 from tests.conftest import TEST_KEYS
+from tests.factories import SENDER_NAME, subscriber_by_email, subscription_of
 from tests.public.conftest import confirm_url_in, json_signup
-from tests.public.factories import SENDER_NAME, subscriber_by_email, subscription_of
 from tests.public.html import read_page
 from tests.queries import events_of
 from tests.smtp import SmtpServer
@@ -32,11 +32,11 @@ EMAIL = "hanako@example.jp"
 
 
 async def _active_on_both(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, weekly: MailingList
 ) -> str:
     """Hanako is an active, confirmed subscriber of both lists; returns her news-list token."""
     assert (await json_signup(client, "news", EMAIL)).status_code == 202
-    pending = await subscription_of(runtime, EMAIL, news.id)
+    pending = await subscription_of(runtime, EMAIL, news_row.id)
     assert pending is not None
     assert pending.grant_event_id is not None
     confirm = await client.post(f"/confirm/{runtime.signer.confirm_token(pending.grant_event_id)}")
@@ -44,7 +44,7 @@ async def _active_on_both(
     assert (await json_signup(client, "weekly", EMAIL)).status_code == 200
     subscriber = await subscriber_by_email(runtime, EMAIL)
     assert subscriber is not None
-    return runtime.signer.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash)
+    return runtime.signer.unsubscribe_token(subscriber.id, news_row.id, subscriber.address_hash)
 
 
 async def _statuses(runtime: Runtime, *lists: MailingList) -> list[str]:
@@ -69,9 +69,9 @@ def _assert_no_redirect_no_cookie(response: httpx.Response) -> None:
 
 
 async def test_oo3_oo5_get_shows_one_button_and_the_scope_choice_and_changes_nothing(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, weekly: MailingList
 ) -> None:
-    token = await _active_on_both(client, runtime, news, weekly)
+    token = await _active_on_both(client, runtime, news_row, weekly)
     for _ in range(3):  # a link scanner may open it several times
         response = await client.get(f"/unsubscribe/{token}")
         assert response.status_code == 200
@@ -95,32 +95,32 @@ async def test_oo3_oo5_get_shows_one_button_and_the_scope_choice_and_changes_not
     assert EMAIL not in response.text
     assert "h***@example.jp" in page.text
 
-    assert await _statuses(runtime, news, weekly) == ["active", "active"]
+    assert await _statuses(runtime, news_row, weekly) == ["active", "active"]
     assert await _withdrawals(runtime) == []
     assert await _suppressions(runtime) == []
 
 
 async def test_oo5_page_post_with_this_list_only(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, weekly: MailingList
 ) -> None:
-    token = await _active_on_both(client, runtime, news, weekly)
+    token = await _active_on_both(client, runtime, news_row, weekly)
     response = await client.post(f"/unsubscribe/{token}", data={"scope": "list"})
     _assert_no_redirect_no_cookie(response)
     assert "配信を停止しました" in response.text
     assert "「承諾ニュース」をお送りすることはありません" in response.text
-    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "active"]
+    assert await _statuses(runtime, news_row, weekly) == ["unsubscribed", "active"]
     [withdrawal] = await _withdrawals(runtime)
     assert withdrawal.method == ConsentMethod.UNSUBSCRIBE_PAGE
     assert withdrawal.scope == SuppressionScope.LIST
-    assert withdrawal.list_id == news.id
+    assert withdrawal.list_id == news_row.id
     assert withdrawal.ip == "203.0.113.7"
-    assert await _suppressions(runtime) == [(SuppressionScope.LIST, news.id)]
+    assert await _suppressions(runtime) == [(SuppressionScope.LIST, news_row.id)]
 
 
 async def test_oo5_oo7_page_post_stops_every_list_of_the_sender_and_says_no_more_mail(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, weekly: MailingList
 ) -> None:
-    token = await _active_on_both(client, runtime, news, weekly)
+    token = await _active_on_both(client, runtime, news_row, weekly)
     response = await client.post(f"/unsubscribe/{token}", data={"scope": "sender"})
     _assert_no_redirect_no_cookie(response)
     assert f"今後、{SENDER_NAME}からメールをお送りすることはありません" in response.text
@@ -128,23 +128,23 @@ async def test_oo5_oo7_page_post_stops_every_list_of_the_sender_and_says_no_more
     # bring a mail, at most one a day: what the page says is what the service does.
     assert "この手続きの完了をお知らせするメールは、お送りしません" in response.text
     assert "1日に1通まで" in response.text
-    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "unsubscribed"]
+    assert await _statuses(runtime, news_row, weekly) == ["unsubscribed", "unsubscribed"]
     [withdrawal] = await _withdrawals(runtime)
     assert withdrawal.scope == SuppressionScope.SENDER
     assert withdrawal.list_id is None
-    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news.sender_id)]
+    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news_row.sender_id)]
     subscriber = await subscriber_by_email(runtime, EMAIL)
     assert subscriber is not None
     async with runtime.sessionmaker() as session:
-        for mailing_list in (news, weekly):
+        for mailing_list in (news_row, weekly):
             gate = await check_gate(session, subscriber.id, mailing_list.id)
             assert gate.verdict == GateVerdict.SUPPRESSED
 
 
 async def test_oo3_one_click_urlencoded_is_200_without_redirect_or_cookie_and_repeats_harmlessly(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, weekly: MailingList
 ) -> None:
-    token = await _active_on_both(client, runtime, news, weekly)
+    token = await _active_on_both(client, runtime, news_row, weekly)
     for _ in range(3):
         response = await client.post(
             f"/unsubscribe/{token}",
@@ -155,7 +155,7 @@ async def test_oo3_one_click_urlencoded_is_200_without_redirect_or_cookie_and_re
             },
         )
         _assert_no_redirect_no_cookie(response)
-    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "unsubscribed"]
+    assert await _statuses(runtime, news_row, weekly) == ["unsubscribed", "unsubscribed"]
     [withdrawal] = await _withdrawals(runtime)  # one event, however often it is repeated
     assert withdrawal.method == ConsentMethod.ONE_CLICK
     assert withdrawal.scope == SuppressionScope.SENDER
@@ -163,16 +163,16 @@ async def test_oo3_one_click_urlencoded_is_200_without_redirect_or_cookie_and_re
 
 
 async def test_oo3_one_click_multipart_is_200_without_redirect_or_cookie_and_repeats_harmlessly(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, weekly: MailingList
 ) -> None:
-    token = await _active_on_both(client, runtime, news, weekly)
+    token = await _active_on_both(client, runtime, news_row, weekly)
     for _ in range(2):
         response = await client.post(
             f"/unsubscribe/{token}", files={"List-Unsubscribe": (None, "One-Click")}
         )
         assert response.request.headers["content-type"].startswith("multipart/form-data")
         _assert_no_redirect_no_cookie(response)
-    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "unsubscribed"]
+    assert await _statuses(runtime, news_row, weekly) == ["unsubscribed", "unsubscribed"]
     [withdrawal] = await _withdrawals(runtime)
     assert withdrawal.method == ConsentMethod.ONE_CLICK
     # The one-click POST stops the whole sender, even if it names a narrower scope.
@@ -180,9 +180,9 @@ async def test_oo3_one_click_multipart_is_200_without_redirect_or_cookie_and_rep
 
 
 async def test_oo3_tampered_unsubscribe_link_is_a_plain_400_page(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, weekly: MailingList
 ) -> None:
-    token = await _active_on_both(client, runtime, news, weekly)
+    token = await _active_on_both(client, runtime, news_row, weekly)
     tampered = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
     stranger = TokenSigner(["someone-elses-key-0123456789"], confirm_max_age=3600)
     subscriber = await subscriber_by_email(runtime, EMAIL)
@@ -190,7 +190,7 @@ async def test_oo3_tampered_unsubscribe_link_is_a_plain_400_page(
     for bad in (
         tampered,
         "x",
-        stranger.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash),
+        stranger.unsubscribe_token(subscriber.id, news_row.id, subscriber.address_hash),
         runtime.signer.confirm_token(1),  # a confirm token is not an unsubscribe token
         runtime.signer.unsubscribe_token(subscriber.id, 999_999, subscriber.address_hash),
     ):
@@ -202,23 +202,23 @@ async def test_oo3_tampered_unsubscribe_link_is_a_plain_400_page(
             assert response.headers["content-type"].startswith("text/html")
             assert "このリンクは無効か" in response.text
             assert "set-cookie" not in response.headers
-    assert await _statuses(runtime, news, weekly) == ["active", "active"]
+    assert await _statuses(runtime, news_row, weekly) == ["active", "active"]
     assert await _withdrawals(runtime) == []
 
 
 async def test_oo4_token_with_an_empty_or_short_address_prefix_is_a_plain_400_page(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, weekly: MailingList
 ) -> None:
     """Signed with the real key but naming no (or part of an) address-hash prefix: such a token
     once matched whichever subscriber held the id. Now it is refused like any bad link."""
-    await _active_on_both(client, runtime, news, weekly)
+    await _active_on_both(client, runtime, news_row, weekly)
     subscriber = await subscriber_by_email(runtime, EMAIL)
     assert subscriber is not None
     # Exactly what an attacker holding the key (or finding a signing oracle) would write.
     forger = URLSafeSerializer(list(reversed(TEST_KEYS)), salt=UNSUBSCRIBE_SALT)
     full = subscriber.address_hash[:HASH_PREFIX_LENGTH]
     for prefix in ("", full[:1], full[:-1], full.upper(), full + "0", " " * HASH_PREFIX_LENGTH):
-        forged = forger.dumps([subscriber.id, news.id, prefix])
+        forged = forger.dumps([subscriber.id, news_row.id, prefix])
         for response in (
             await client.get(f"/unsubscribe/{forged}"),
             await client.post(f"/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"}),
@@ -226,41 +226,41 @@ async def test_oo4_token_with_an_empty_or_short_address_prefix_is_a_plain_400_pa
             assert response.status_code == 400, prefix
             assert "このリンクは無効か" in response.text
             assert "ha***" not in response.text  # no masked address of anybody
-    assert await _statuses(runtime, news, weekly) == ["active", "active"]
+    assert await _statuses(runtime, news_row, weekly) == ["active", "active"]
     assert await _withdrawals(runtime) == []
     # The genuine token, with the full prefix, still works.
-    genuine = forger.dumps([subscriber.id, news.id, full])
+    genuine = forger.dumps([subscriber.id, news_row.id, full])
     assert (await client.get(f"/unsubscribe/{genuine}")).status_code == 200
 
 
 async def test_oo4_link_signed_with_an_older_key_still_unsubscribes(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, weekly: MailingList
 ) -> None:
-    await _active_on_both(client, runtime, news, weekly)
+    await _active_on_both(client, runtime, news_row, weekly)
     subscriber = await subscriber_by_email(runtime, EMAIL)
     assert subscriber is not None
     # Mailed before the key rotation, when the second key in SHODAKU_SECRET_KEYS was the newest.
     before_rotation = TokenSigner([TEST_KEYS[1]], confirm_max_age=3600)
-    token = before_rotation.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash)
+    token = before_rotation.unsubscribe_token(subscriber.id, news_row.id, subscriber.address_hash)
     assert token != runtime.signer.unsubscribe_token(
-        subscriber.id, news.id, subscriber.address_hash
+        subscriber.id, news_row.id, subscriber.address_hash
     )
     assert (await client.get(f"/unsubscribe/{token}")).status_code == 200
     response = await client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
     _assert_no_redirect_no_cookie(response)
-    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "unsubscribed"]
+    assert await _statuses(runtime, news_row, weekly) == ["unsubscribed", "unsubscribed"]
 
 
 async def test_oo4_link_of_an_erased_or_replaced_person_still_answers_unsubscribed(
-    client: httpx.AsyncClient, runtime: Runtime, news: MailingList, weekly: MailingList
+    client: httpx.AsyncClient, runtime: Runtime, news_row: MailingList, weekly: MailingList
 ) -> None:
     """After an erasure the token's subscriber is gone (or its id re-used by someone else):
     the link keeps working, shows no address, and changes nobody's subscription."""
-    await _active_on_both(client, runtime, news, weekly)
+    await _active_on_both(client, runtime, news_row, weekly)
     subscriber = await subscriber_by_email(runtime, EMAIL)
     assert subscriber is not None
-    gone = runtime.signer.unsubscribe_token(987_654, news.id, "a" * 64)
-    someone_else = runtime.signer.unsubscribe_token(subscriber.id, news.id, "f" * 64)
+    gone = runtime.signer.unsubscribe_token(987_654, news_row.id, "a" * 64)
+    someone_else = runtime.signer.unsubscribe_token(subscriber.id, news_row.id, "f" * 64)
     for token in (gone, someone_else):
         page = await client.get(f"/unsubscribe/{token}")
         assert page.status_code == 200
@@ -268,21 +268,21 @@ async def test_oo4_link_of_an_erased_or_replaced_person_still_answers_unsubscrib
         response = await client.post(f"/unsubscribe/{token}")
         _assert_no_redirect_no_cookie(response)
         assert "配信を停止しました" in response.text
-    assert await _statuses(runtime, news, weekly) == ["active", "active"]
+    assert await _statuses(runtime, news_row, weekly) == ["active", "active"]
     assert await _withdrawals(runtime) == []
 
 
 async def test_oo7_after_unsubscribing_no_confirmation_mail_is_sent(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
     assert (await json_signup(client, "news", EMAIL)).status_code == 202
     subscriber = await subscriber_by_email(runtime, EMAIL)
     assert subscriber is not None
-    token = runtime.signer.unsubscribe_token(subscriber.id, news.id, subscriber.address_hash)
+    token = runtime.signer.unsubscribe_token(subscriber.id, news_row.id, subscriber.address_hash)
     # The person changes their mind before the confirmation mail has gone out.
     assert (await client.post(f"/unsubscribe/{token}")).status_code == 200
     run = await outbox()
@@ -297,12 +297,12 @@ async def test_oo7_after_unsubscribing_no_confirmation_mail_is_sent(
 async def test_oo6_suppressed_address_resubscribing_needs_its_own_confirmation(
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     weekly: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
-    token = await _active_on_both(client, runtime, news, weekly)
+    token = await _active_on_both(client, runtime, news_row, weekly)
     assert (await client.post(f"/unsubscribe/{token}")).status_code == 200
     subscriber = await subscriber_by_email(runtime, EMAIL)
     assert subscriber is not None
@@ -315,14 +315,14 @@ async def test_oo6_suppressed_address_resubscribing_needs_its_own_confirmation(
     async with runtime.sessionmaker() as session:
         gate = await check_gate(session, subscriber.id, weekly.id)
     assert gate.verdict == GateVerdict.SUPPRESSED
-    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news.sender_id)]
+    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news_row.sender_id)]
 
     # A link that is not this request's confirmation (a stale one from the first signup)
     # does not lift anything.
-    news_grant = next(e for e in await events_of(runtime, EMAIL) if e.list_id == news.id)
+    news_grant = next(e for e in await events_of(runtime, EMAIL) if e.list_id == news_row.id)
     stale = await client.post(f"/confirm/{runtime.signer.confirm_token(news_grant.id)}")
     assert stale.status_code == 400
-    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news.sender_id)]
+    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news_row.sender_id)]
 
     # Only the confirmation mailed for this request lifts the suppression, and only for the
     # list confirmed (OO-6): the sender-wide suppression stays for the sender's other lists.
@@ -330,14 +330,14 @@ async def test_oo6_suppressed_address_resubscribing_needs_its_own_confirmation(
     [mail] = smtp_server.messages_to(EMAIL)
     url = confirm_url_in(mail)
     assert (await client.post(url)).status_code == 200
-    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news.sender_id)]
+    assert await _suppressions(runtime) == [(SuppressionScope.SENDER, news_row.sender_id)]
     async with runtime.sessionmaker() as session:
         gate = await check_gate(session, subscriber.id, weekly.id)
-        news_gate = await check_gate(session, subscriber.id, news.id)
+        news_gate = await check_gate(session, subscriber.id, news_row.id)
     assert gate.mailable
     assert news_gate.verdict == GateVerdict.SUPPRESSED
     # The other list stays unsubscribed: confirming one list re-subscribes only that one.
-    assert await _statuses(runtime, news, weekly) == ["unsubscribed", "active"]
+    assert await _statuses(runtime, news_row, weekly) == ["unsubscribed", "active"]
 
 
 async def test_oo7_a_stranger_gets_at_most_one_confirmation_a_day_sent_to_an_opted_out_address(
@@ -345,7 +345,7 @@ async def test_oo7_a_stranger_gets_at_most_one_confirmation_a_day_sent_to_an_opt
     settings: Any,
     client: httpx.AsyncClient,
     runtime: Runtime,
-    news: MailingList,
+    news_row: MailingList,
     weekly: MailingList,
     smtp_server: SmtpServer,
     outbox: Any,
@@ -355,11 +355,11 @@ async def test_oo7_a_stranger_gets_at_most_one_confirmation_a_day_sent_to_an_opt
     the instance (other senders too), as often as the per-address limit allows and across a
     restart, gets one mail to it a day; the answers are the usual ones."""
     from app.main import create_app
-    from tests.public.factories import make_list, make_sender
+    from tests.factories import make_list, make_sender
 
     # Off before the first signup builds the limiter: not the in-memory limit at work here.
     runtime.settings.signup_limit_per_address = 0
-    token = await _active_on_both(client, runtime, news, weekly)
+    token = await _active_on_both(client, runtime, news_row, weekly)
     assert (await client.post(f"/unsubscribe/{token}")).status_code == 200
     await outbox()  # the confirmation of the first signup, sent before the opt-out
     smtp_server.received.clear()

@@ -17,8 +17,8 @@ from app.models import CampaignVariant
 from app.runtime import Runtime
 from app.sending.runner import DeliveryRunner
 from tests.conftest import BASE_URL
+from tests.factories import World, consent, make_world
 from tests.public.html import read_page
-from tests.sending.factories import World, consent, make_world
 from tests.smtp import SmtpServer
 
 EN_HTML = "<html><body><h1>{{ list.name }}</h1><p>Hello, {{ name or 'reader' }}.</p></body></html>"
@@ -61,7 +61,7 @@ async def _signs_up_in_english(
 
 
 @pytest.fixture
-def sender(app: Any) -> DeliveryRunner:
+def runner(app: Any) -> DeliveryRunner:
     return DeliveryRunner(app.state.runtime, app.state.transport, worker_id="test-worker")
 
 
@@ -74,7 +74,7 @@ def _read(message: EmailMessage) -> tuple[str, str, str]:
 
 
 async def _send(
-    admin: httpx.AsyncClient, sender: DeliveryRunner, world: World, **body: Any
+    admin: httpx.AsyncClient, runner: DeliveryRunner, world: World, **body: Any
 ) -> dict[str, Any]:
     created = await admin.post(
         "/campaigns",
@@ -83,7 +83,7 @@ async def _send(
     assert created.status_code == 201, created.text
     started = await admin.post(f"/campaigns/{created.json()['id']}/send")
     assert started.status_code == 202, started.text
-    report = await sender.drain(created.json()["id"])
+    report = await runner.drain(created.json()["id"])
     assert report.finished
     return dict(created.json())
 
@@ -92,7 +92,7 @@ async def test_mh1_each_reader_gets_their_languages_version_with_their_footer(
     admin: httpx.AsyncClient,
     client: httpx.AsyncClient,
     runtime: Runtime,
-    sender: DeliveryRunner,
+    runner: DeliveryRunner,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
@@ -101,7 +101,7 @@ async def test_mh1_each_reader_gets_their_languages_version_with_their_footer(
     await _signs_up_in_english(client, outbox, smtp_server, "mary@example.com")
     await consent(runtime, world.list_id, "hanako@example.jp")
 
-    campaign = await _send(admin, sender, world, variants={"en": {"template_id": english}})
+    campaign = await _send(admin, runner, world, variants={"en": {"template_id": english}})
     assert campaign["variants"] == {"en": {"template_id": english}}
     assert (await admin.get(f"/campaigns/{campaign['id']}")).json()["variants"] == {
         "en": {"template_id": english}
@@ -133,13 +133,13 @@ async def test_mh1_with_no_english_version_an_english_reader_gets_the_main_one_f
     admin: httpx.AsyncClient,
     client: httpx.AsyncClient,
     runtime: Runtime,
-    sender: DeliveryRunner,
+    runner: DeliveryRunner,
     smtp_server: SmtpServer,
     outbox: Any,
 ) -> None:
     world = await make_world(runtime)
     await _signs_up_in_english(client, outbox, smtp_server, "mary@example.com")
-    await _send(admin, sender, world)
+    await _send(admin, runner, world)
     [to_mary] = [r for r in smtp_server.messages_to("mary@example.com") if r.message["List-Id"]]
     subject, text, html = _read(to_mary.message)
     assert subject == "【お知らせ】承諾ニュース 12月号"
@@ -149,7 +149,7 @@ async def test_mh1_with_no_english_version_an_english_reader_gets_the_main_one_f
 
 
 async def test_the_versions_sent_are_the_templates_as_they_were_when_sending_started(
-    admin: httpx.AsyncClient, runtime: Runtime, sender: DeliveryRunner, smtp_server: SmtpServer
+    admin: httpx.AsyncClient, runtime: Runtime, runner: DeliveryRunner, smtp_server: SmtpServer
 ) -> None:
     world = await make_world(runtime)
     english = await _english_template(admin)

@@ -24,7 +24,7 @@ from app.models import (
 from app.models.enums import SubscriptionStatus, SuppressionScope
 from app.sending.ratelimit import RateLimiter
 from app.sending.runner import DeliveryRunner, DrainReport
-from tests.sending.factories import consent, consent_many, make_world, start
+from tests.factories import consent, consent_many, make_world, start
 
 # The sender pipelines when the server offers PIPELINING (RFC 2920) and otherwise sends one
 # command at a time through aiosmtplib: the central promises are proven on both paths.
@@ -34,7 +34,7 @@ with_and_without_pipelining = pytest.mark.parametrize(
 
 
 @pytest.fixture
-def sender(app: Any) -> DeliveryRunner:
+def runner(app: Any) -> DeliveryRunner:
     return DeliveryRunner(app.state.runtime, app.state.transport, worker_id="test-worker")
 
 
@@ -48,7 +48,7 @@ async def deliveries(runtime: Any, campaign_id: int) -> dict[int, Delivery]:
 
 @with_and_without_pipelining
 async def test_sends_once_to_each_consented_recipient_and_no_one_else(
-    admin, runtime, sender, smtp_server, client
+    admin, runtime, runner, smtp_server, client
 ):
     """SG-1, CC-1: only recipients with a valid basis get the campaign; each exactly once, and
     each delivery records the consent event it relied on."""
@@ -66,7 +66,7 @@ async def test_sends_once_to_each_consented_recipient_and_no_one_else(
 
     campaign = await start(admin, world)
     assert campaign["status"] == "sending"
-    report = await sender.drain(campaign["id"])
+    report = await runner.drain(campaign["id"])
 
     assert report.finished
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(emails)
@@ -82,14 +82,14 @@ async def test_sends_once_to_each_consented_recipient_and_no_one_else(
 
 
 async def test_received_message_carries_identity_and_one_click_headers(
-    admin, runtime, sender, smtp_server
+    admin, runtime, runner, smtp_server
 ):
     """MH-1, MH-3: the mail as received by the SMTP server has the footer in both parts and the
     RFC 8058 headers; its one-click URL unsubscribes the recipient (OO-1)."""
     world = await make_world(runtime)
     await consent(runtime, world.list_id, "hanako@example.jp")
     campaign = await start(admin, world)
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
 
     [received] = smtp_server.received
     message = received.message
@@ -117,14 +117,14 @@ async def test_received_message_carries_identity_and_one_click_headers(
 
 
 async def test_withdrawal_and_suppression_after_start_are_rechecked_at_claim(
-    admin, runtime, sender, smtp_server
+    admin, runtime, runner, smtp_server
 ):
     """SG-1: a recipient who loses their basis, or is suppressed, after the campaign started is
     skipped when the worker claims the batch — never sent."""
     world = await make_world(runtime)
     emails = await consent_many(runtime, world.list_id, 4)
     campaign = await start(admin, world)
-    await sender._materialize_some(campaign["id"])  # deliveries exist, none claimed yet
+    await runner._materialize_some(campaign["id"])  # deliveries exist, none claimed yet
     hasher = await runtime.hasher()
     async with runtime.sessionmaker() as session, session.begin():
         # Behind the opt-out service's back (which would also cancel the delivery): the claim
@@ -142,7 +142,7 @@ async def test_withdrawal_and_suppression_after_start_are_rechecked_at_claim(
                 reason="hard_bounce",
             )
         )
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
 
     assert smtp_server.messages_to(emails[0]) == []
     assert smtp_server.messages_to(emails[1]) == []
@@ -154,20 +154,20 @@ async def test_withdrawal_and_suppression_after_start_are_rechecked_at_claim(
 
 
 async def test_optout_cancels_queued_delivery_in_the_same_transaction(
-    admin, runtime, sender, smtp_server
+    admin, runtime, runner, smtp_server
 ):
     """SG-2: after POST /optouts answers, the address's queued delivery is cancelled."""
     world = await make_world(runtime)
     emails = await consent_many(runtime, world.list_id, 3)
     campaign = await start(admin, world)
-    await sender._materialize_some(campaign["id"])
+    await runner._materialize_some(campaign["id"])
     response = await admin.post(
         "/optouts", json={"email": emails[2], "list_id": world.list_id, "channel": "phone"}
     )
     assert response.status_code == 201, response.text
     rows = (await admin.get(f"/campaigns/{campaign['id']}/deliveries?status=cancelled")).json()
     assert [r["email"] for r in rows["items"]] == [emails[2]]
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
     assert smtp_server.messages_to(emails[2]) == []
     assert smtp_server.count() == 2
 
@@ -227,32 +227,32 @@ async def test_optout_answered_mid_campaign_stops_every_later_smtp_transaction(
 
 
 async def test_pause_stops_claims_and_resume_continues_without_duplicates(
-    admin, runtime, sender, smtp_server
+    admin, runtime, runner, smtp_server
 ):
     """Pause stops new sends at once; resume continues where the ledger says."""
     world = await make_world(runtime)
     emails = await consent_many(runtime, world.list_id, 12)
     campaign = await start(admin, world)
     runtime.settings.send_batch_size = 5
-    await sender.drain(campaign["id"], max_batches=1)
+    await runner.drain(campaign["id"], max_batches=1)
     assert smtp_server.count() == 5
     paused = await admin.post(f"/campaigns/{campaign['id']}/pause")
     assert paused.json()["status"] == "paused"
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
     assert smtp_server.count() == 5
     resumed = await admin.post(f"/campaigns/{campaign['id']}/resume")
     assert resumed.json()["status"] == "sending"
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(emails)
     assert (await admin.get(f"/campaigns/{campaign['id']}")).json()["status"] == "sent"
 
 
-async def test_pause_releases_rows_a_worker_already_claimed(admin, runtime, sender, smtp_server):
+async def test_pause_releases_rows_a_worker_already_claimed(admin, runtime, runner, smtp_server):
     """A worker holding claimed rows sends none of them once the campaign is paused."""
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 4)
     campaign = await start(admin, world)
-    await sender._materialize_some(campaign["id"])
+    await runner._materialize_some(campaign["id"])
     from app.sending import deliveries as repo
 
     async with runtime.sessionmaker() as session, session.begin():
@@ -267,7 +267,7 @@ async def test_pause_releases_rows_a_worker_already_claimed(admin, runtime, send
     await admin.post(f"/campaigns/{campaign['id']}/pause")
     async with runtime.sessionmaker() as session:
         c = await session.get(Campaign, campaign["id"])
-    await sender._send_claimed(c, await sender._composer(c), claim.recipients, DrainReport())
+    await runner._send_claimed(c, await runner._composer(c), claim.recipients, DrainReport())
     assert smtp_server.count() == 0
     stats = (await admin.get(f"/campaigns/{campaign['id']}")).json()["stats"]
     assert stats["queued"] == 4
@@ -301,7 +301,7 @@ async def claimed_ids(session: Any, campaign_id: int, worker: str, limit: int) -
     return [r.delivery_id for r in claim.recipients]
 
 
-async def test_claim_takes_due_deliveries_first_come_whatever_made_them_due(admin, runtime, sender):
+async def test_claim_takes_due_deliveries_first_come_whatever_made_them_due(admin, runtime, runner):
     """A claim takes exactly the due deliveries, lowest id first, up to its limit: first
     attempts, retries whose time has come, and rows whose worker's lease ran out, mixed. Not a
     retry still waiting, a row under a live lease, or a finished one."""
@@ -309,7 +309,7 @@ async def test_claim_takes_due_deliveries_first_come_whatever_made_them_due(admi
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 12)
     campaign = await start(admin, world)
-    await sender._materialize_some(campaign["id"])
+    await runner._materialize_some(campaign["id"])
     now = datetime.now(UTC)
     past, future = now - timedelta(minutes=1), now + timedelta(hours=1)
     # Position in id order -> the state it is put in; None leaves a first attempt.
@@ -352,14 +352,14 @@ async def test_claim_takes_due_deliveries_first_come_whatever_made_them_due(admi
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_concurrent_claims_on_postgres_each_get_a_full_batch_of_their_own(
-    admin, runtime, sender
+    admin, runtime, runner
 ):
     """Two workers claiming at once: the second skips the rows the first holds (SKIP LOCKED)
     and takes the next ones, a full batch, rather than an empty one or the same rows."""
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 8)
     campaign = await start(admin, world)
-    await sender._materialize_some(campaign["id"])
+    await runner._materialize_some(campaign["id"])
 
     async with runtime.sessionmaker() as first, first.begin():
         # Not committed yet: its rows stay locked.
@@ -373,16 +373,16 @@ async def test_concurrent_claims_on_postgres_each_get_a_full_batch_of_their_own(
     assert taken == list(ids[3:6])
 
 
-async def test_cancel_cancels_everything_not_yet_sent(admin, runtime, sender, smtp_server):
+async def test_cancel_cancels_everything_not_yet_sent(admin, runtime, runner, smtp_server):
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 6)
     campaign = await start(admin, world)
-    await sender._materialize_some(campaign["id"])
+    await runner._materialize_some(campaign["id"])
     cancelled = await admin.post(f"/campaigns/{campaign['id']}/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
     assert cancelled.json()["stats"]["cancelled"] == 6
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
     assert smtp_server.count() == 0
     again = await admin.post(f"/campaigns/{campaign['id']}/cancel")
     assert again.status_code == 409
@@ -390,14 +390,14 @@ async def test_cancel_cancels_everything_not_yet_sent(admin, runtime, sender, sm
 
 @with_and_without_pipelining
 async def test_transient_failure_is_retried_with_backoff_then_sent(
-    admin, runtime, sender, smtp_server
+    admin, runtime, runner, smtp_server
 ):
     """A 4xx at DATA retries later (exponential backoff); the retry succeeds."""
     world = await make_world(runtime)
     [email] = await consent_many(runtime, world.list_id, 1)
     smtp_server.behaviour.data_replies[email] = ["451 4.3.0 Try again later"]
     campaign = await start(admin, world)
-    report = await sender.drain(campaign["id"])
+    report = await runner.drain(campaign["id"])
     assert report.retried == 1
     assert not report.finished
     [row] = (await admin.get(f"/campaigns/{campaign['id']}/deliveries")).json()["items"]
@@ -409,11 +409,11 @@ async def test_transient_failure_is_retried_with_backoff_then_sent(
     assert due > datetime.now(UTC) + timedelta(seconds=20)
 
     # Not due yet: nothing happens.
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
     assert smtp_server.count() == 0
     async with runtime.sessionmaker() as session, session.begin():
         await session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC)))
-    report = await sender.drain(campaign["id"])
+    report = await runner.drain(campaign["id"])
     assert report.finished
     assert len(smtp_server.messages_to(email)) == 1
     [row] = (await admin.get(f"/campaigns/{campaign['id']}/deliveries")).json()["items"]
@@ -421,7 +421,7 @@ async def test_transient_failure_is_retried_with_backoff_then_sent(
     assert row["attempts"] == 2
 
 
-async def test_connection_refused_is_retried_not_lost(admin, runtime, sender, smtp_server):
+async def test_connection_refused_is_retried_not_lost(admin, runtime, runner, smtp_server):
     """The SMTP server unreachable: deliveries go back to the queue, none is lost or failed."""
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 3)
@@ -429,7 +429,7 @@ async def test_connection_refused_is_retried_not_lost(admin, runtime, sender, sm
     smtp_server.stop()
     # Even with a single attempt allowed: an unreachable server never exhausts a recipient.
     runtime.settings.send_max_attempts = 1
-    report = await sender.drain(campaign["id"])
+    report = await runner.drain(campaign["id"])
     assert report.retried == 3
     assert report.sent == 0
     stats = (await admin.get(f"/campaigns/{campaign['id']}")).json()["stats"]
@@ -438,13 +438,13 @@ async def test_connection_refused_is_retried_not_lost(admin, runtime, sender, sm
     smtp_server.start()
     async with runtime.sessionmaker() as session, session.begin():
         await session.execute(update(Delivery).values(next_attempt_at=datetime.now(UTC)))
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
     assert smtp_server.count() == 3
 
 
 @with_and_without_pipelining
 async def test_permanent_failure_fails_and_unknown_user_is_suppressed(
-    admin, runtime, sender, smtp_server
+    admin, runtime, runner, smtp_server
 ):
     """A 5xx at DATA fails the delivery; a 5xx at RCPT (unknown user) also suppresses the
     address for good (SG-4, reason hard_bounce)."""
@@ -453,7 +453,7 @@ async def test_permanent_failure_fails_and_unknown_user_is_suppressed(
     smtp_server.behaviour.data_replies[rejected] = ["554 5.6.0 Message rejected"]
     smtp_server.behaviour.rcpt_replies[unknown] = "550 5.1.1 No such user"
     campaign = await start(admin, world)
-    report = await sender.drain(campaign["id"])
+    report = await runner.drain(campaign["id"])
 
     assert report.finished
     by_email = {
@@ -495,7 +495,7 @@ async def test_preflight_refuses_with_every_reason(admin, runtime):
     assert (await admin.get(f"/campaigns/{created.json()['id']}")).json()["status"] == "draft"
 
 
-async def test_sending_twice_never_doubles_deliveries(admin, runtime, sender, smtp_server):
+async def test_sending_twice_never_doubles_deliveries(admin, runtime, runner, smtp_server):
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 3)
     campaign = await start(admin, world)
@@ -505,7 +505,7 @@ async def test_sending_twice_never_doubles_deliveries(admin, runtime, sender, sm
         row = await session.get(Campaign, campaign["id"])
         row.materialized_up_to = 0  # as if materialisation ran again from the start
         row.materialized = False
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
     async with runtime.sessionmaker() as session:
         total = await session.scalar(select(func.count()).select_from(Delivery))
     assert total == 3
@@ -529,19 +529,19 @@ async def test_campaign_under_another_sender_is_refused(admin, runtime):
     assert "sender_id" in response.json()["detail"]
 
 
-async def test_scheduled_campaign_starts_when_due(admin, runtime, sender, smtp_server):
+async def test_scheduled_campaign_starts_when_due(admin, runtime, runner, smtp_server):
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 2)
     at = datetime.now(UTC) + timedelta(hours=2)
     campaign = await start(admin, world, scheduled_at=at.isoformat())
     assert campaign["status"] == "scheduled"
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
     assert smtp_server.count() == 0
     async with runtime.sessionmaker() as session, session.begin():
         assert await start_due_scheduled(session) == []
     async with runtime.sessionmaker() as session, session.begin():
         assert await start_due_scheduled(session, now=at + timedelta(seconds=1)) == [campaign["id"]]
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
     assert smtp_server.count() == 2
 
 
@@ -582,7 +582,7 @@ async def test_campaign_api_errors(admin, runtime, read_key, app):
     assert forbidden.status_code == 403
 
 
-async def test_one_uncomposable_recipient_fails_alone(admin, runtime, sender, smtp_server):
+async def test_one_uncomposable_recipient_fails_alone(admin, runtime, runner, smtp_server):
     """A recipient whose data the template cannot render fails that delivery only; the rest of
     the chunk is sent."""
     world = await make_world(runtime)
@@ -594,7 +594,7 @@ async def test_one_uncomposable_recipient_fails_alone(admin, runtime, sender, sm
         subscriber = await session.get(Subscriber, bad_id)
         subscriber.attributes = {"n": 0}
     campaign = await start(admin, world)
-    report = await sender.drain(campaign["id"])
+    report = await runner.drain(campaign["id"])
     assert report.finished
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(good)
     failed = (await admin.get(f"/campaigns/{campaign['id']}/deliveries?status=failed")).json()
@@ -603,7 +603,7 @@ async def test_one_uncomposable_recipient_fails_alone(admin, runtime, sender, sm
 
 
 async def test_campaign_that_cannot_be_composed_is_paused_not_stranded(
-    admin, runtime, sender, smtp_server, tmp_path
+    admin, runtime, runner, smtp_server, tmp_path
 ):
     """If the worker cannot compose the campaign at all (the DKIM key became unreadable after
     the preflight), it pauses the campaign and claims nothing."""
@@ -613,7 +613,7 @@ async def test_campaign_that_cannot_be_composed_is_paused_not_stranded(
     runtime.settings.dkim_selector = "s1"
     runtime.settings.dkim_domain = "shodaku.example"
     runtime.settings.dkim_private_key = tmp_path / "missing.pem"
-    await sender.drain(campaign["id"])
+    await runner.drain(campaign["id"])
     body = (await admin.get(f"/campaigns/{campaign['id']}")).json()
     assert body["status"] == "paused"
     assert body["stats"]["sending"] == 0
@@ -636,12 +636,12 @@ async def test_scheduled_campaign_rechecks_the_sender_identity_when_it_starts(ad
 
 
 async def test_campaign_list_pages_newest_first_with_each_campaigns_stats(
-    admin, runtime, sender, smtp_server
+    admin, runtime, runner, smtp_server
 ):
     world = await make_world(runtime)
     await consent_many(runtime, world.list_id, 2)
     first = await start(admin, world)
-    await sender.drain(first["id"])
+    await runner.drain(first["id"])
     second = await start(admin, world)
     drafted = await admin.post(
         "/campaigns",

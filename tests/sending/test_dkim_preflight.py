@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app.config import Settings
-from tests.sending.factories import consent, make_world
+from tests.factories import consent, make_world
 
 
 @pytest.fixture(params=[False, True], ids=["dkim-optional", "dkim-required"])

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from app.models import Campaign, Subscriber
 from app.sending.runner import DeliveryRunner
 from tests.conftest import BASE_URL
-from tests.sending.factories import consent, make_world
+from tests.factories import consent, make_world
 from tests.smtp import Received
 
 HTML = (
@@ -46,7 +46,7 @@ EXPECTED_TEXT = """{name}様
 
 
 @pytest.fixture
-def sender(app: Any) -> DeliveryRunner:
+def runner(app: Any) -> DeliveryRunner:
     return DeliveryRunner(app.state.runtime, app.state.transport, worker_id="test-worker")
 
 
@@ -90,7 +90,7 @@ async def _carrier_world(admin: Any, runtime: Any, **overrides: Any) -> Any:
 
 
 async def test_a_carrier_list_campaign_arrives_in_iso_2022_jp_and_reads_exactly_as_written(
-    admin: Any, runtime: Any, sender: DeliveryRunner, smtp_server: Any
+    admin: Any, runtime: Any, runner: DeliveryRunner, smtp_server: Any
 ) -> None:
     """Both parts arrive as ISO-2022-JP and decode to exactly the intended text, footer and
     unsubscribe URL included (MH-1); the subject and From decode exactly; List-Unsubscribe is
@@ -102,7 +102,7 @@ async def test_a_carrier_list_campaign_arrives_in_iso_2022_jp_and_reads_exactly_
     campaign_id = await _campaign(admin, world)
     sent = await admin.post(f"/campaigns/{campaign_id}/send")
     assert sent.status_code == 202, sent.text
-    report = await sender.drain(campaign_id)
+    report = await runner.drain(campaign_id)
     assert report.sent == 2
 
     [hanako] = smtp_server.messages_to("hanako@example.jp")
@@ -194,7 +194,7 @@ async def test_preflight_names_what_iso_2022_jp_cannot_carry_and_where(
 
 
 async def test_preflight_lets_through_what_iso_2022_jp_mends(
-    admin: Any, runtime: Any, sender: DeliveryRunner, smtp_server: Any
+    admin: Any, runtime: Any, runner: DeliveryRunner, smtp_server: Any
 ) -> None:
     """～ (typed by Windows for 〜) and half-width kana have a JIS twin: not a refusal; the
     message arrives in ISO-2022-JP with the twin."""
@@ -204,20 +204,20 @@ async def test_preflight_lets_through_what_iso_2022_jp_mends(
     await _named(runtime, world.list_id, "hanako@example.jp", "山田花子")
     campaign_id = await _campaign(admin, world)
     assert (await admin.post(f"/campaigns/{campaign_id}/send")).status_code == 202
-    await sender.drain(campaign_id)
+    await runner.drain(campaign_id)
     [received] = smtp_server.received
     assert _charsets(received) == ["iso-2022-jp", "iso-2022-jp"]
     assert str(received.message["Subject"]) == "セール 10日〜20日"
 
 
 async def test_a_utf_8_list_sends_those_characters_without_a_word(
-    admin: Any, runtime: Any, sender: DeliveryRunner, smtp_server: Any
+    admin: Any, runtime: Any, runner: DeliveryRunner, smtp_server: Any
 ) -> None:
     world = await make_world(runtime, subject="①髙橋様へ", html=HTML, text=TEXT, sender=SENDER)
     await _named(runtime, world.list_id, "hanako@example.jp", "山田花子")
     campaign_id = await _campaign(admin, world)
     assert (await admin.post(f"/campaigns/{campaign_id}/send")).status_code == 202
-    await sender.drain(campaign_id)
+    await runner.drain(campaign_id)
     [received] = smtp_server.received
     assert _charsets(received) == ["utf-8", "utf-8"]
     assert str(received.message["Subject"]) == "①髙橋様へ"

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.models import Delivery
 from app.models.enums import DeliveryStatus
 from app.sending.runner import DeliveryRunner
-from tests.sending.factories import consent_many, make_world
+from tests.factories import consent_many, make_world
 from tests.smtp import SmtpServer
 
 SLOW_FOR_REAL_RECIPIENTS = (

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select, text
 
 from app.models import Delivery
-from tests.sending.factories import consent_many, make_world, start
+from tests.factories import consent_many, make_world, start
 
 ROOT = Path(__file__).resolve().parents[2]
 SHODAKU = str(Path(sys.executable).with_name("shodaku"))

@@ -32,7 +32,7 @@ DESCRIPTION = (
     "migrate only migrates. Every other command needs a migrated database."
 )
 # Commands that read or write the database without migrating it first.
-NEEDS_SCHEMA = frozenset({"worker", "apikey", "purge", "verify-ledger"})
+NEEDS_SCHEMA = frozenset({"worker", "inbound", "apikey", "purge", "verify-ledger"})
 
 
 def _settings() -> Settings:
@@ -174,6 +174,50 @@ def _worker(args: argparse.Namespace) -> None:
     settings = _settings()
     _configure_logging()
     asyncio.run(run_worker(settings, concurrency=args.concurrency))
+
+
+async def _run_inbound(
+    settings: Settings, *, host: str | None, port: int | None, lmtp: bool
+) -> int:
+    """``shodaku inbound``: hear bounces, complaints and mailed refusals until SIGINT/SIGTERM."""
+    import signal
+
+    from app.feedback.listener import start_listener
+    from app.runtime import Runtime
+
+    runtime = Runtime.build(settings)
+    try:
+        await runtime.hasher()
+        server, _handler = await start_listener(runtime, host=host, port=port, lmtp=lmtp)
+        where = ", ".join(str(s.getsockname()) for s in server.sockets)
+        logging.getLogger("shodaku").info(
+            "inbound %s listener on %s for @%s",
+            "LMTP" if lmtp else "SMTP",
+            where,
+            settings.bounce_domain,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with server:
+            await stop.wait()
+    finally:
+        await runtime.dispose()
+    return 0
+
+
+def _inbound(args: argparse.Namespace) -> None:
+    settings = _settings()
+    if settings.bounce_domain is None:
+        print("shodaku inbound: set SHODAKU_BOUNCE_DOMAIN first", file=sys.stderr)
+        raise SystemExit(2)
+    if args.port is None and settings.inbound_port is None:
+        settings = settings.model_copy(update={"inbound_port": 2525})
+    _configure_logging()
+    raise SystemExit(
+        asyncio.run(_run_inbound(settings, host=args.host, port=args.port, lmtp=args.lmtp))
+    )
 
 
 def _migrate(_args: argparse.Namespace) -> None:
@@ -373,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a send worker only")
     worker.add_argument("--concurrency", type=int, default=None, help="jobs run at once")
     worker.set_defaults(func=_worker)
+
+    inbound = commands.add_parser(
+        "inbound", help="hear bounces, complaints and mailed refusals (SMTP or LMTP)"
+    )
+    inbound.add_argument("--host", default=None, help="default SHODAKU_INBOUND_HOST")
+    inbound.add_argument(
+        "--port", type=int, default=None, help="default SHODAKU_INBOUND_PORT, else 2525"
+    )
+    inbound.add_argument("--lmtp", action="store_true", help="speak LMTP (behind Postfix)")
+    inbound.set_defaults(func=_inbound)
 
     mig = commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
     mig.set_defaults(func=_migrate)

@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str | None = None
 
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # What comes back (SG-4, OO-1): VERP envelope senders and a mailto unsubscribe address on
+    # this domain, and the inbound SMTP listener that hears bounces, complaints and refusals.
+    bounce_domain: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]{1,200}$")
+    inbound_host: str = "127.0.0.1"
+    inbound_port: int | None = Field(default=None, ge=1, le=65535)
+    inbound_max_message_bytes: int = Field(default=10_000_000, ge=10_000)
+    inbound_max_connections: int = Field(default=100, ge=1)
+    # An address with this many soft bounces within this many days is suppressed (SG-4).
+    soft_bounce_limit: int = Field(default=3, ge=1)
+    soft_bounce_days: int = Field(default=15, ge=1)
 
     @model_validator(mode="before")
     @classmethod

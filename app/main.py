@@ -71,9 +71,17 @@ def create_app(
             from app.privacy.retention import run_periodic_purge
 
             tasks.append(asyncio.create_task(run_periodic_purge(runtime)))
+        inbound: asyncio.Server | None = None
+        if settings.inbound_port is not None and settings.bounce_domain is not None:
+            # The single-machine set-up hears bounces and complaints in this process too.
+            from app.feedback.listener import start_listener
+
+            inbound, _handler = await start_listener(runtime)
         try:
             yield
         finally:
+            if inbound is not None:
+                inbound.close()
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -12,7 +12,7 @@ from app.addresses import AddressHasher
 from app.config import Settings
 from app.db import make_engine, make_long_read_engine, make_sessionmaker
 from app.models import InstanceSecret
-from app.tokens import TokenSigner
+from app.tokens import FeedbackTokens, TokenSigner
 
 
 @dataclass
@@ -21,6 +21,8 @@ class Runtime:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     signer: TokenSigner
+    # VERP and mailto tokens (SHODAKU_BOUNCE_DOMAIN): what comes back names its delivery.
+    feedback_tokens: FeedbackTokens
     # Sessions for the long reads (exports, reports). On SQLite they come from a read-only
     # engine whose statements run off the event loop, beside the writer (make_long_read_engine);
     # elsewhere this is ``sessionmaker``.
@@ -50,6 +52,7 @@ class Runtime:
             signer=TokenSigner(
                 settings.secret_keys, confirm_max_age=settings.confirm_token_max_age
             ),
+            feedback_tokens=FeedbackTokens(settings.secret_keys),
         )
 
     async def dispose(self) -> None:
@@ -79,3 +82,28 @@ class Runtime:
 
     def confirm_url(self, token: str) -> str:
         return f"{self.settings.base_url}/confirm/{token}"
+
+    def bounce_address(
+        self, *, delivery_id: int | None = None, outbox_id: int | None = None
+    ) -> str | None:
+        """SG-4: the VERP envelope sender naming this delivery (or outbox message), so that a
+        bounce arriving later is tied to it; None without ``SHODAKU_BOUNCE_DOMAIN``."""
+        domain = self.settings.bounce_domain
+        if domain is None:
+            return None
+        if delivery_id is not None:
+            token = self.feedback_tokens.delivery(delivery_id)
+        elif outbox_id is not None:
+            token = self.feedback_tokens.outbox(outbox_id)
+        else:
+            raise ValueError("a bounce address names a delivery or an outbox message")
+        return f"bounce+{token}@{domain}"
+
+    def unsubscribe_mailto(self, subscriber_id: int, list_id: int, address_hash: str) -> str | None:
+        """OO-1, RFC 2369: the address a refusal can be mailed to, naming the subscription;
+        None without ``SHODAKU_BOUNCE_DOMAIN``."""
+        domain = self.settings.bounce_domain
+        if domain is None:
+            return None
+        token = self.feedback_tokens.unsubscribe(subscriber_id, list_id, address_hash)
+        return f"unsubscribe+{token}@{domain}"

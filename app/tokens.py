@@ -11,6 +11,7 @@ compared with the stored hash in constant time (``prefix_matches``).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hmac
 import re
@@ -37,6 +38,81 @@ class ExpiredToken(InvalidToken):
     """A genuine link past its age; ``grant_event_id`` is what it was for, when readable."""
 
     grant_event_id: int | None = None
+
+
+# Envelope and mailto tokens live in an address's local part: at most 64 characters, and some
+# relays lowercase it. So they are short, lowercase, and signed with a truncated HMAC (80 bits)
+# rather than itsdangerous' base64.
+FEEDBACK_SALT = b"shodaku.feedback.v1"
+_FEEDBACK_TOKEN = re.compile(r"([a-z])([0-9a-z.]{1,40})-([a-z2-7]{16})")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackClaim:
+    """What a VERP or mailto token names: ``kind`` ``d`` (a delivery), ``o`` (an outbox
+    message) or ``u`` (a subscriber and list, for the mailto unsubscribe); ``ids`` its ids."""
+
+    kind: str
+    ids: tuple[int, ...]
+    address_hash_prefix: str | None = None
+
+
+class FeedbackTokens:
+    """OO-4, SG-4: tokens for ``bounce+<token>@`` and ``unsubscribe+<token>@``. Verified under
+    every configured key, as the unsubscribe links are; they never expire."""
+
+    def __init__(self, keys_newest_first: list[str]) -> None:
+        self._keys = [
+            hmac.new(key.encode(), FEEDBACK_SALT, "sha256").digest() for key in keys_newest_first
+        ]
+
+    def _mac(self, key: bytes, body: str) -> str:
+        digest = hmac.new(key, body.encode("ascii"), "sha256").digest()
+        return base64.b32encode(digest[:10]).decode("ascii").lower()
+
+    def _token(self, body: str) -> str:
+        return f"{body}-{self._mac(self._keys[0], body)}"
+
+    def delivery(self, delivery_id: int) -> str:
+        return self._token("d" + _b36(delivery_id))
+
+    def outbox(self, outbox_id: int) -> str:
+        return self._token("o" + _b36(outbox_id))
+
+    def unsubscribe(self, subscriber_id: int, list_id: int, address_hash: str) -> str:
+        prefix = address_hash[:HASH_PREFIX_LENGTH]
+        return self._token(f"u{_b36(subscriber_id)}.{_b36(list_id)}.{prefix}")
+
+    def read(self, token: str) -> FeedbackClaim:
+        """The claim of a token, or InvalidToken (forged, altered, or not ours)."""
+        match = _FEEDBACK_TOKEN.fullmatch(token.lower())
+        if match is None:
+            raise InvalidToken("not a feedback token")
+        kind, rest, mac = match.groups()
+        body = kind + rest
+        if not any(hmac.compare_digest(mac, self._mac(key, body)) for key in self._keys):
+            raise InvalidToken("not a feedback token")
+        parts = rest.split(".")
+        try:
+            if kind in "do" and len(parts) == 1:
+                return FeedbackClaim(kind, (int(parts[0], 36),))
+            if kind == "u" and len(parts) == 3 and _HASH_PREFIX.fullmatch(parts[2]):
+                return FeedbackClaim(kind, (int(parts[0], 36), int(parts[1], 36)), parts[2])
+        except ValueError:
+            pass
+        raise InvalidToken("not a feedback token")
+
+
+def _b36(number: int) -> str:
+    if number < 0:
+        raise ValueError("ids are positive")
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rest = divmod(number, 36)
+        out = digits[rest] + out
+        if not number:
+            return out
 
 
 class TokenSigner:

@@ -119,6 +119,8 @@ class Recipient:
     name: str | None
     attributes: dict[str, Any]
     unsubscribe_url: str
+    # RFC 2369: where a refusal can also be mailed (SHODAKU_BOUNCE_DOMAIN), after the URL.
+    unsubscribe_mailto: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,17 @@ def _render_footer(sender: SenderIdentity, mailing_list: ListIdentity, lang: str
     text = _FOOTER_ENV.get_template(f"footer_{lang}.txt").render(context)
     html = _FOOTER_ENV.get_template(f"footer_{lang}.html").render(context)
     return _Footer(text_parts=text.split(placeholder), html_parts=html.split(placeholder))
+
+
+def _list_unsubscribe(recipient: Recipient) -> str:
+    """MH-3, RFC 8058: the https URI first (what one-click posts to), then, when set, the
+    mailto address (RFC 2369) a refusal can be sent to. One header line, never folded."""
+    value = f"<{recipient.unsubscribe_url}>"
+    if recipient.unsubscribe_mailto is not None:
+        value += f", <mailto:{recipient.unsubscribe_mailto}>"
+    if len(value) > HARD_LINE - len("List-Unsubscribe: ") or not value.isascii():
+        raise UnsafeHeaderValue("the unsubscribe URL is too long for one header line.")
+    return value
 
 
 def sample_recipient(settings: Settings) -> Recipient:
@@ -545,16 +558,15 @@ class CampaignComposer:
 
         MH-4: one From, one Date, a unique Message-ID on the sender's domain, non-ASCII headers
         encoded, no line over 998 octets, multipart/alternative with text/plain first.
-        MH-3: ``List-Unsubscribe`` is exactly one http(s) URI, never folded or encoded.
+        MH-3: ``List-Unsubscribe`` is one http(s) URI (and with a bounce domain a mailto after
+        it), never folded or encoded.
 
         Raises, for this recipient only, :class:`UnsafeHeaderValue` (a name, address, subject or
         URL that would break a header) or :class:`TemplateInvalid` (the template fails on this
         recipient's data); the campaign's other messages are unaffected.
         """
         message = self.render(recipient)
-        url = recipient.unsubscribe_url
-        if len(url) > HARD_LINE - len("List-Unsubscribe: <>"):
-            raise UnsafeHeaderValue("the unsubscribe URL is too long for one header line.")
+        list_unsubscribe = _list_unsubscribe(recipient)
         if self._jis is not None:
             jis = self._compose_jis(self._jis, recipient, message)
             if jis is not None:
@@ -567,7 +579,7 @@ class CampaignComposer:
             f"To: {mailbox(recipient.name, recipient.email, 'To')}{CRLF}"
             f"Subject: {subject}{CRLF}"
             f"Message-ID: {make_message_id(self._message_id_domain)}{CRLF}"
-            f"List-Unsubscribe: <{url}>{CRLF}"
+            f"List-Unsubscribe: {list_unsubscribe}{CRLF}"
         )
         data = b"".join(
             (
@@ -614,7 +626,7 @@ class CampaignComposer:
             f"To: {to}{CRLF}"
             f"Subject: {subject}{CRLF}"
             f"Message-ID: {make_message_id(self._message_id_domain)}{CRLF}"
-            f"List-Unsubscribe: <{recipient.unsubscribe_url}>{CRLF}"
+            f"List-Unsubscribe: {_list_unsubscribe(recipient)}{CRLF}"
         )
         return b"".join(
             (

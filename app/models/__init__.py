@@ -8,6 +8,7 @@ from app.models.campaign_variant import CampaignVariant
 from app.models.consent_event import ConsentEvent
 from app.models.consent_text import ConsentText
 from app.models.delivery import Delivery
+from app.models.feedback_event import FeedbackEvent
 from app.models.import_item import ImportItem
 from app.models.instance_secret import InstanceSecret
 from app.models.ledger_tombstone import LedgerTombstone
@@ -32,6 +33,7 @@ __all__ = [
     "ConsentEvent",
     "ConsentText",
     "Delivery",
+    "FeedbackEvent",
     "ImportItem",
     "InstanceSecret",
     "LedgerTombstone",

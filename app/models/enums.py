@@ -37,6 +37,8 @@ class ConsentMethod(StrEnum):
     ONE_CLICK = "one_click"
     UNSUBSCRIBE_PAGE = "unsubscribe_page"
     WEB = "web"
+    # A spam complaint from a mailbox provider's feedback loop: a refusal (Act Art. 3(3)).
+    COMPLAINT = "complaint"
 
 
 class OptOutChannel(StrEnum):
@@ -56,6 +58,8 @@ class SuppressionReason(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     OPTOUT_REQUEST = "optout_request"
     HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCES = "soft_bounces"
+    COMPLAINT = "complaint"
     ERASURE = "erasure"
 
 
@@ -110,3 +114,10 @@ class DeliveryStatus(StrEnum):
 DELIVERY_NOT_STARTED = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
 # Deliveries that may still go out: while one exists, the address is still being mailed.
 DELIVERY_UNFINISHED = (*DELIVERY_NOT_STARTED, DeliveryStatus.IN_FLIGHT.value)
+
+
+class FeedbackKind(StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+    REFUSAL = "refusal"  # mailed to the unsubscribe address

@@ -9,16 +9,21 @@ from app.subscriptions.repository import stop_pending_deliveries, upsert_suppres
 
 
 async def record_hard_bounce(
-    session: AsyncSession, *, subscriber_id: int, address_hash: str
+    session: AsyncSession,
+    *,
+    subscriber_id: int,
+    address_hash: str,
+    reason: SuppressionReason = SuppressionReason.HARD_BOUNCE,
 ) -> None:
     """SG-4 (Act Art. 6, no mail to fictitious addresses): a 5xx refusal of the recipient at
-    RCPT suppresses the address for every sender, and cancels its other queued deliveries."""
+    RCPT, a hard bounce that comes back later, or too many soft bounces (``reason``) suppress
+    the address for every sender, and cancel its other queued deliveries."""
     await upsert_suppression(
         session,
         address_hash=address_hash,
         scope=SuppressionScope.GLOBAL,
         scope_ref=0,
-        reason=SuppressionReason.HARD_BOUNCE,
+        reason=reason,
         consent_event_id=None,
     )
     await stop_pending_deliveries(session, subscriber_id, status=DeliveryStatus.SKIPPED_SUPPRESSED)

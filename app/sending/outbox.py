@@ -185,7 +185,9 @@ async def _send_one(
         language=subscription.language,
     )
     try:
-        await transport.send(sender.from_email, subscriber.email, data)
+        # SG-4: VERP, so that a bounce of the confirmation mail names this outbox row.
+        envelope = runtime.bounce_address(outbox_id=row.id) or sender.from_email
+        await transport.send(envelope, subscriber.email, data)
     except SendFailure as failure:
         log.warning(
             "confirmation mail not sent outbox=%s to=%s reply=%s",

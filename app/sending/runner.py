@@ -325,6 +325,9 @@ class DeliveryRunner:
             name=r.name,
             attributes=r.attributes,
             unsubscribe_url=self.runtime.unsubscribe_url(token),
+            unsubscribe_mailto=self.runtime.unsubscribe_mailto(
+                r.subscriber_id, list_id, r.address_hash
+            ),
         )
 
     async def _open_transactions(
@@ -357,7 +360,13 @@ class DeliveryRunner:
                 return started, results
             outcomes = await asyncio.gather(
                 *(
-                    self._start(connections[i], composer.envelope_from, r)
+                    self._start(
+                        connections[i],
+                        # SG-4: VERP, so a bounce that arrives later names this delivery.
+                        self.runtime.bounce_address(delivery_id=r.delivery_id)
+                        or composer.envelope_from,
+                        r,
+                    )
                     for i, r in enumerate(chunk)
                     if r.delivery_id in window.go
                 ),

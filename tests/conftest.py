@@ -19,12 +19,14 @@ import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
 
 from app.auth.service import create_api_key
 from app.config import Settings
 from app.main import create_app
+from app.models import ConsentEvent
 from app.models.enums import ApiKeyScope
 from app.runtime import Runtime
 from app.sending.outbox import OutboxRun, send_due
@@ -36,6 +38,16 @@ BASE_URL = "https://news.example.test"
 TEST_KEYS = ["test-key-newest-0123456789", "test-key-older-0123456789"]
 # Tables the migrations fill and every test keeps.
 KEEP = {"alembic_version", "instance_secrets"}
+
+
+@event.listens_for(Session, "before_flush")
+def _every_consent_event_is_chained(session: Session, _context: object, _instances: object) -> None:
+    """CR-3, for the whole suite: a consent event reaches the database only through
+    ``app.ledger.chain.append_event``, which gives it its chain hash first. A code path that
+    added one any other way would fail every test that takes it."""
+    for obj in session.new:
+        if isinstance(obj, ConsentEvent) and obj.chain_hash is None:
+            raise AssertionError("a consent event was written without append_event (CR-3)")
 
 
 def _alembic_config(url: str) -> Config:
@@ -125,7 +137,7 @@ class _PostgresReset:
 _resets: dict[str, _PostgresReset] = {}
 
 
-def _truncate_postgres(url: str) -> None:
+def _empty_postgres(url: str) -> None:
     reset = _resets.get(url)
     if reset is None:
         reset = _resets[url] = _PostgresReset(url)
@@ -139,7 +151,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         shutil.copyfile(sqlite_template, path)
         return f"sqlite+aiosqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
-    _truncate_postgres(url)
+    _empty_postgres(url)
     return url
 
 

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api_fields import DB_ID_MAX, Cursor, keyset_page
 from app.auth.dependencies import AdminKey, ReadKey
-from app.campaigns import compliance_report, service
+from app.campaigns import compliance_report as report_service
 from app.campaigns import repository as repo
+from app.campaigns import service
 from app.campaigns.schemas import (
     CampaignCreate,
     CampaignOut,
@@ -39,7 +40,7 @@ CampaignId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
 async def _out(
     session: AsyncSession,
     campaign: Campaign,
-    stats: dict[str, int] | None = None,
+    stats: dict[str, int | float | bool] | None = None,
     variants: list[CampaignVariant] | None = None,
 ) -> CampaignOut:
     stats = stats if stats is not None else await deliveries.delivery_stats(session, campaign.id)
@@ -199,14 +200,14 @@ async def list_deliveries(
         }
     },
 )
-async def get_compliance_report(
+async def compliance_report(
     campaign_id: CampaignId,
     session: SessionDep,
     runtime: RuntimeDep,
     principal: ReadKey,
     fmt: Annotated[Literal["csv", "json"], Query(alias="format")] = "csv",
 ) -> StreamingResponse:
-    stream = await compliance_report.compliance_report(
+    stream = await report_service.compliance_report(
         session, runtime.long_reads, principal, campaign_id=campaign_id, fmt=fmt
     )
     return StreamingResponse(

@@ -64,6 +64,14 @@ class CampaignStats(BaseModel):
     skipped_no_consent: int
     skipped_suppressed: int
     cancelled: int
+    # What came back (SG-4, OO-1): bounces reported at the SMTP session or later by mail, and
+    # complaints from feedback loops; the complaint rate is per message sent. Above 0.1% it is
+    # flagged; above 0.3% the campaign pauses itself.
+    hard_bounces: int = 0
+    soft_bounces: int = 0
+    complaints: int = 0
+    complaint_rate: float = 0.0
+    complaint_rate_flagged: bool = False
 
 
 class CampaignOut(BaseModel):

@@ -321,6 +321,34 @@ async def pause_campaign(session: AsyncSession, principal: Principal, campaign_i
     return campaign
 
 
+async def pause_for_complaints(session: AsyncSession, campaign_id: int) -> bool:
+    """SG-5: a sending (or scheduled) campaign whose complaint rate passes 0.3% of the
+    messages sent pauses itself, audited as the system's own act; whether it paused now. A
+    marketer who has looked into it resumes it."""
+    campaign = await session.get(Campaign, campaign_id, with_for_update=True)
+    if campaign is None or campaign.status not in (
+        CampaignStatus.SENDING,
+        CampaignStatus.SCHEDULED,
+    ):
+        return False
+    stats = await deliveries.delivery_stats(session, campaign_id)
+    rate = float(stats["complaint_rate"])
+    if rate <= deliveries.COMPLAINT_RATE_PAUSE:
+        return False
+    campaign.status = CampaignStatus.PAUSED
+    campaign.updated_at = utcnow()
+    await record_audit(
+        session,
+        None,
+        "campaign.pause",
+        "campaign",
+        campaign.id,
+        {"reason": "complaint_rate", "complaint_rate": rate, "complaints": stats["complaints"]},
+    )
+    log.warning("campaign %s paused itself: complaint rate %.4f", campaign.id, rate)
+    return True
+
+
 async def resume_campaign(session: AsyncSession, principal: Principal, campaign_id: int) -> Started:
     """Continue where the delivery ledger says: nothing sent is sent again."""
     campaign = await _get(session, campaign_id, principal.senders, for_update=True)

@@ -121,6 +121,11 @@ async def start_listener(
     runtime: Runtime, *, host: str | None = None, port: int | None = None, lmtp: bool = False
 ) -> tuple[asyncio.Server, FeedbackHandler]:
     """Listen on ``host``:``port`` (default: the settings') on the running loop."""
+    # aiosmtpd logs every command it reads at INFO, addresses and tokens included: its log
+    # stays at ERROR (DS-6), whatever the root logger's level.
+    smtp_log = logging.getLogger("mail.log")
+    if smtp_log.level < logging.ERROR:  # NOTSET (0) included
+        smtp_log.setLevel(logging.ERROR)
     handler = FeedbackHandler(runtime)
     listen_port = port if port is not None else runtime.settings.inbound_port
     if listen_port is None:

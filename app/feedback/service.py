@@ -1,13 +1,14 @@
-"""Acting on what comes back (SG-4, OO-1, OO-7), one transaction per message and recipient.
+"""Acting on what comes back (SG-4, SG-5, OO-1, OO-7, OO-8), one transaction per message and
+recipient.
 
 - A hard bounce suppresses the address everywhere and stops its pending deliveries (SG-4).
 - A soft bounce is counted; ``soft_bounce_limit`` of them within ``soft_bounce_days`` days
   suppress the address as a hard bounce does.
-- A complaint is a refusal (Act Art. 3(3)): a withdrawal event in the consent ledger (method
+- A complaint is a refusal (SG-5, Act Art. 3(3)): a withdrawal event in the consent ledger (method
   ``complaint``), a sender-wide suppression and the cancellation of queued deliveries, in one
   transaction: exactly what a one-click opt-out does.
-- A mail to the unsubscribe address is a refusal too: the same, with method ``email``. No mail
-  answers it (OO-7).
+- A mail to the unsubscribe address is a refusal too (OO-8): the same, with method
+  ``email``. No mail answers it (OO-7).
 - An auto-reply, a success or delay notice, or a message read as nothing changes nothing.
 
 Every acted-on message is one ``FeedbackEvent``; the same report twice is one event (its
@@ -26,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.addresses import AddressHasher
+from app.campaigns.service import pause_for_complaints
 from app.db import insert_for
 from app.errors import InvalidToken
 from app.feedback.reports import Report, Verdict, is_auto_reply, parse, read_report
@@ -269,6 +271,8 @@ async def handle(
         )
         await _link(session, event_id, consent_event_id)
         log.info("complaint recorded campaign=%s sender=%s", target.campaign_id, target.sender_id)
+        if target.campaign_id is not None:
+            await pause_for_complaints(session, target.campaign_id)
         return Outcome.COMPLAINT
     if report.verdict is Verdict.HARD_BOUNCE:
         if (

@@ -116,7 +116,9 @@ async def append_event(session: AsyncSession, event: ConsentEvent) -> ConsentEve
     IMMEDIATE``). The lock is taken before the INSERT, so the ids of one sender's events ascend
     in chain order, which is the order ``shodaku verify-ledger`` walks. Appending several events
     for one sender in a transaction takes the same lock again and reads the head the previous
-    append left.
+    append left. A transaction that appends for several senders appends in sender-id order,
+    so that two such transactions take the senders' locks in the same order and cannot deadlock
+    (the operator's opt-out from every sender does: ``senders.repository.all_ids``).
     """
     # Python-side column defaults are applied only at INSERT: apply the hashed ones now so the
     # hash covers what is stored.

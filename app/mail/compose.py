@@ -46,7 +46,7 @@ from jinja2 import (
 from markupsafe import Markup
 
 from app.config import Settings
-from app.languages import choose_lang
+from app.languages import LANGS, choose_lang
 from app.mail import iso2022jp
 from app.mail.dkim import DkimKeyring, DkimSigner
 from app.mail.html_document import HtmlPart, declare_charset
@@ -75,7 +75,6 @@ from app.mail.sandbox import (
 )
 from app.mail.system_mail import (
     EMAIL_TEMPLATES_DIR,
-    SYSTEM_LANGUAGES,
     make_message_id,
 )
 
@@ -709,7 +708,7 @@ class CampaignComposers:
     def build_all(self) -> None:
         """Build the composer of every language now: whatever a recipient reads composes, or
         this raises as ``CampaignComposer.build`` does."""
-        for lang in SYSTEM_LANGUAGES:
+        for lang in LANGS:
             self.for_language(lang)
 
     def compose(self, recipient: Recipient, language: str | None) -> bytes:

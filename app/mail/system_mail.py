@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from app.languages import LANGS, choose_lang
+from app.languages import choose_lang
 from app.mail import iso2022jp
 from app.mail.dkim import DkimKeyring
 from app.mail.identity import ISO_2022_JP, ListIdentity, SenderIdentity
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 EMAIL_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "email_templates"
 # The languages the system mails and the legal footer are written in (email_templates/*_ja.*).
-SYSTEM_LANGUAGES = LANGS
 
 
 def make_message_id(domain: str) -> str:

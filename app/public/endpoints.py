@@ -56,7 +56,6 @@ router = APIRouter(tags=["public"])
 
 SignupLimitsDep = Annotated[SignupLimits, Depends(get_signup_limits)]
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 ONE_CLICK_FIELD = "List-Unsubscribe"
 ONE_CLICK_VALUE = "One-Click"
 

@@ -31,6 +31,7 @@ from app.db import insert_for
 from app.models import (
     Campaign,
     Delivery,
+    FeedbackEvent,
     MailingList,
     Subscriber,
     Subscription,
@@ -555,7 +556,19 @@ async def record_results(
     )
 
 
-def _stats(counts: dict[str, int]) -> dict[str, int]:
+# SG-4, OO-1: above this share of complaints among the messages sent a campaign pauses itself
+# (the rate above which Gmail and Yahoo act); above the second it is flagged.
+COMPLAINT_RATE_PAUSE = 0.003
+COMPLAINT_RATE_FLAG = 0.001
+
+
+def complaint_rate(complaints: int, sent: int) -> float:
+    """Complaints per message sent; 0 before anything was sent."""
+    return complaints / sent if sent else 0.0
+
+
+def _stats(counts: dict[str, int], feedback: dict[str, int]) -> dict[str, int | float | bool]:
+    rate = complaint_rate(feedback.get("complaint", 0), counts["sent"])
     return {
         "total": sum(counts.values()),
         "queued": counts["queued"],
@@ -565,14 +578,21 @@ def _stats(counts: dict[str, int]) -> dict[str, int]:
         "skipped_no_consent": counts["skipped_no_consent"],
         "skipped_suppressed": counts["skipped_suppressed"],
         "cancelled": counts["cancelled"],
+        "hard_bounces": feedback.get("hard_bounce", 0),
+        "soft_bounces": feedback.get("soft_bounce", 0),
+        "complaints": feedback.get("complaint", 0),
+        "complaint_rate": round(rate, 6),
+        "complaint_rate_flagged": rate > COMPLAINT_RATE_FLAG,
     }
 
 
 async def delivery_stats_many(
     session: AsyncSession, campaign_ids: Sequence[int]
-) -> dict[int, dict[str, int]]:
-    """Delivery counts by status for several campaigns, in one grouped query."""
+) -> dict[int, dict[str, int | float | bool]]:
+    """Delivery counts by status, and what came back (bounces, complaints), for several
+    campaigns: two grouped queries, whatever their number."""
     counts = {cid: {status.value: 0 for status in DeliveryStatus} for cid in campaign_ids}
+    feedback: dict[int, dict[str, int]] = {cid: {} for cid in campaign_ids}
     if campaign_ids:
         rows = await session.execute(
             select(Delivery.campaign_id, Delivery.status, func.count())
@@ -581,10 +601,18 @@ async def delivery_stats_many(
         )
         for campaign_id, status, n in rows:
             counts[campaign_id][status] = int(n)
-    return {cid: _stats(c) for cid, c in counts.items()}
+        came_back = await session.execute(
+            select(FeedbackEvent.campaign_id, FeedbackEvent.kind, func.count())
+            .where(FeedbackEvent.campaign_id.in_(list(campaign_ids)))
+            .group_by(FeedbackEvent.campaign_id, FeedbackEvent.kind)
+        )
+        for answered, kind, n in came_back:
+            if answered is not None:
+                feedback[answered][kind] = int(n)
+    return {cid: _stats(c, feedback[cid]) for cid, c in counts.items()}
 
 
-async def delivery_stats(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+async def delivery_stats(session: AsyncSession, campaign_id: int) -> dict[str, int | float | bool]:
     return (await delivery_stats_many(session, [campaign_id]))[campaign_id]
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-import procrastinate
 from sqlalchemy import make_url
 
 from app.config import Settings
 from app.runtime import Runtime
+
+if TYPE_CHECKING:
+    import procrastinate
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,10 @@ def conninfo(database_url: str) -> str:
 
 def procrastinate_app(settings: Settings) -> procrastinate.App:
     """A procrastinate App on the configured database, with no tasks: enough to defer jobs by
-    task name. A worker process adds the tasks (``app.workers.jobs``)."""
+    task name. A worker process adds the tasks (``app.workers.jobs``). Imported here, not at
+    the top: an API process on SQLite never needs procrastinate."""
+    import procrastinate
+
     return procrastinate.App(
         connector=procrastinate.PsycopgConnector(
             conninfo=conninfo(settings.database_url), min_size=1, max_size=4

@@ -381,6 +381,8 @@ class DeliveryRunner:
                         session,
                         subscriber_id=recipient.subscriber_id,
                         address_hash=recipient.address_hash,
+                        refused_delivery_id=recipient.delivery_id,
+                        reply_code=failure.code,
                     )
                 results.append(self._failed_attempt(recipient, failure))
             if results:

@@ -90,10 +90,6 @@ async def get_or_create_subscriber(
     return subscriber, created
 
 
-async def get_subscriber(session: AsyncSession, subscriber_id: int) -> Subscriber | None:
-    return await session.get(Subscriber, subscriber_id)
-
-
 async def visible_subscriber(
     session: AsyncSession, senders: SenderIds, subscriber_id: int
 ) -> Subscriber | None:
@@ -524,14 +520,14 @@ async def stop_pending_deliveries(
     session: AsyncSession,
     subscriber_id: int,
     *,
-    sender_id: int | None = None,
+    sender_id: int | None,
     list_id: int | None = None,
     status: DeliveryStatus = DeliveryStatus.CANCELLED,
 ) -> int:
     """SG-2, SG-4: end the person's deliveries that no SMTP transaction has started for, in the
     caller's transaction; returns how many. An opt-out stops those of its scope (the sender's
-    lists, or one list) as ``cancelled``; a hard bounce stops all of them as
-    ``skipped_suppressed``.
+    lists, or one list) as ``cancelled``; a hard bounce stops all of them (``sender_id`` None,
+    said explicitly: no caller gets every sender's by forgetting it) as ``skipped_suppressed``.
 
     On PostgreSQL this UPDATE waits for a worker that holds a row locked while it opens the SMTP
     transaction, so the opt-out commits (and is answered) only after any such transaction

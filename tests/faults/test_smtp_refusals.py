@@ -88,6 +88,12 @@ async def test_transient_refusals_retry_to_success_and_unknown_users_are_suppres
         "skipped_no_consent": 0,
         "skipped_suppressed": 0,
         "cancelled": 0,
+        # Each refusal at RCPT is a hard bounce of its delivery (SG-4).
+        "hard_bounces": len(unknown),
+        "soft_bounces": 0,
+        "complaints": 0,
+        "complaint_rate": 0.0,
+        "complaint_rate_flagged": False,
     }
     assert dict(await ledger(runtime, campaign_id)) == {
         "sent": 40 - len(unknown),

@@ -28,6 +28,7 @@ def settings(database_url: str, smtp_port: int, tmp_path: Path) -> Settings:
         smtp_port=smtp_port,
         outbox_dir=tmp_path / "outbox",
         send_concurrency=2,
+        send_batch_size=2,
         signup_answer_floor=0,
         bounce_domain=BOUNCE_DOMAIN,
         inbound_host="127.0.0.1",

@@ -5,6 +5,7 @@ event."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -69,8 +70,9 @@ async def test_sg4_mh3_a_campaign_goes_out_with_a_verp_sender_and_a_mailto_after
 
 
 async def test_sg4_a_hard_bounce_by_dsn_suppresses_the_address_and_the_next_campaign_skips_it(
-    admin, app, runtime, smtp_server: SmtpServer, inbound
+    admin, app, runtime, smtp_server: SmtpServer, inbound, caplog
 ):
+    caplog.set_level(logging.DEBUG)
     world = await make_world(runtime)
     await consent(runtime, world.list_id, TARO)
     await consent(runtime, world.list_id, HANAKO)
@@ -97,6 +99,10 @@ async def test_sg4_a_hard_bounce_by_dsn_suppresses_the_address_and_the_next_camp
     await send_campaign(admin, app, world)
     assert len(smtp_server.messages_to(TARO)) == 1  # never mailed again
     assert len(smtp_server.messages_to(HANAKO)) == 2
+    # DS-6: neither the address nor the token reached the log, at any level.
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "bounce+" not in logged
+    assert TARO not in logged
 
 
 async def test_sg4_soft_bounces_count_and_the_third_within_the_window_suppresses(
@@ -124,7 +130,7 @@ async def test_sg4_soft_bounces_count_and_the_third_within_the_window_suppresses
     assert len(smtp_server.messages_to(HANAKO)) == 4
 
 
-async def test_oo1_a_complaint_is_a_refusal_recorded_in_the_ledger_and_stops_the_sender(
+async def test_sg5_oo1_a_complaint_is_a_refusal_recorded_in_the_ledger_and_stops_the_sender(
     admin, app, runtime, smtp_server: SmtpServer, inbound
 ):
     world = await make_world(runtime)
@@ -160,7 +166,7 @@ async def test_oo1_a_complaint_is_a_refusal_recorded_in_the_ledger_and_stops_the
     assert len(smtp_server.messages_to(HANAKO)) == 2
 
 
-async def test_oo1_oo7_a_refusal_mailed_to_the_unsubscribe_address_withdraws_and_mails_nothing(
+async def test_oo8_oo7_a_refusal_mailed_to_the_unsubscribe_address_withdraws_and_mails_nothing(
     admin, app, runtime, smtp_server: SmtpServer, inbound
 ):
     world = await make_world(runtime)
@@ -222,3 +228,39 @@ async def test_sg4_a_bounce_token_cannot_be_used_as_an_unsubscribe_token(
     with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
         await reply_to_listener(app, swapped, corpus.refusal(swapped))
     assert [e.kind for e in await rows(runtime, ConsentEvent)] == ["grant"]
+
+
+async def test_sg4_sg5_the_campaign_counts_what_came_back_and_pauses_itself_past_0_3_percent(
+    admin, app, runtime, smtp_server: SmtpServer, inbound
+):
+    world = await make_world(runtime)
+    emails = [f"user{n}@example.jp" for n in range(6)]
+    for address in emails:
+        await consent(runtime, world.list_id, address)
+    started = await start(admin, world)
+    runner = DeliveryRunner(app.state.runtime, app.state.transport)
+    # Two batches' worth out of three: the campaign is still sending when the reports come.
+    report = await runner.drain(started["id"], max_batches=1)
+    assert report.sent == 2
+    first, second = (smtp_server.messages_to(a)[0] for a in emails if smtp_server.messages_to(a))
+    await reply_to_listener(app, first.mail_from, corpus.dsn(first.mail_from))
+    body = (await admin.get(f"/campaigns/{started['id']}")).json()
+    assert body["status"] == "sending"
+    assert body["stats"]["hard_bounces"] == 1
+    assert body["stats"]["complaints"] == 0
+
+    await reply_to_listener(
+        app, second.mail_from, corpus.arf(second.mail_from, original_return_path=second.mail_from)
+    )
+    body = (await admin.get(f"/campaigns/{started['id']}")).json()
+    assert body["status"] == "paused"  # 1 complaint in 2 sent: far past 0.3%
+    assert body["stats"]["complaints"] == 1
+    assert body["stats"]["complaint_rate"] == 0.5
+    assert body["stats"]["complaint_rate_flagged"] is True
+    assert (await runner.drain(started["id"])).sent == 0  # nothing more goes out
+    assert smtp_server.count() == 2
+    audit = (await admin.get("/audit")).json()["items"]
+    assert any(
+        e["action"] == "campaign.pause" and e["details"].get("reason") == "complaint_rate"
+        for e in audit
+    )

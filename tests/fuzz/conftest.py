@@ -24,7 +24,7 @@ from app.config import Settings
 from app.main import create_app
 from app.models import ApiKey
 from app.models.enums import ApiKeyScope
-from tests.conftest import BASE_URL, TEST_KEYS, _truncate_postgres
+from tests.conftest import BASE_URL, TEST_KEYS, _empty_postgres
 from tests.factories import SENDER, consent_body
 
 FUZZ_KEY_ID = 1_000_003
@@ -121,7 +121,7 @@ def _database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"
     url: str = request.getfixturevalue("postgres_url")
-    _truncate_postgres(url)
+    _empty_postgres(url)
     return url
 
 

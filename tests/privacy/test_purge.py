@@ -177,7 +177,7 @@ async def test_cr2_the_in_process_purge_runs_and_survives_a_failure(
         return await real_purge(*args, **kwargs)
 
     monkeypatch.setattr(retention, "purge", flaky_purge)
-    caplog.set_level(logging.ERROR, logger="app.privacy.retention")
+    caplog.set_level(logging.ERROR, logger="app.background")
     task = asyncio.create_task(
         run_periodic_purge(runtime, first_delay=0, interval=3600, retry_after=0.01)
     )

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     # An address with this many soft bounces within this many days is suppressed (SG-4).
     soft_bounce_limit: int = Field(default=3, ge=1)
     soft_bounce_days: int = Field(default=15, ge=1)
+    # Japanese carriers stop accepting mail from a sender after repeated errors: their
+    # addresses (these domains and their subdomains) are suppressed after fewer soft bounces.
+    soft_bounce_strict_domains: str = (
+        "docomo.ne.jp,ezweb.ne.jp,au.com,softbank.ne.jp,i.softbank.jp,ymobile.ne.jp,"
+        "y-mobile.ne.jp,emobile.ne.jp,pdx.ne.jp,willcom.com,wcm.ne.jp,rakumail.jp"
+    )
+    soft_bounce_strict_limit: int = Field(default=2, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -38,8 +38,16 @@ class FeedbackHandler:
             raise ValueError("the inbound listener needs SHODAKU_BOUNCE_DOMAIN")
         self.runtime = runtime
         self.domain = domain
+        settings = runtime.settings
         self.policy = SoftBouncePolicy(
-            limit=runtime.settings.soft_bounce_limit, days=runtime.settings.soft_bounce_days
+            limit=settings.soft_bounce_limit,
+            days=settings.soft_bounce_days,
+            strict_domains=tuple(
+                d.strip().lower()
+                for d in settings.soft_bounce_strict_domains.split(",")
+                if d.strip()
+            ),
+            strict_limit=settings.soft_bounce_strict_limit,
         )
         self.counts: Counter[str] = Counter()
         self.connections = 0

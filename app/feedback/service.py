@@ -68,8 +68,18 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SoftBouncePolicy:
+    """SG-4: how many soft bounces within ``days`` suppress an address: ``limit``, or
+    ``strict_limit`` for the addresses of ``strict_domains`` (Japanese carriers by default)."""
+
     limit: int = 3
     days: int = 15
+    strict_domains: tuple[str, ...] = ()
+    strict_limit: int = 2
+
+    def limit_for(self, address: str) -> int:
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        strict = any(domain == d or domain.endswith("." + d) for d in self.strict_domains)
+        return min(self.limit, self.strict_limit) if strict else self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +308,7 @@ async def handle(
                 FeedbackEvent.received_at > now - timedelta(days=policy.days),
             )
         )
-        if int(recent or 0) >= policy.limit:
+        if int(recent or 0) >= policy.limit_for(target.subscriber.email):
             await _suppress_everywhere(session, target, SuppressionReason.SOFT_BOUNCES)
             log.info("address suppressed after %s soft bounces", recent)
             return Outcome.SUPPRESSED_AFTER_SOFT

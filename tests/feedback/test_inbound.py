@@ -264,3 +264,28 @@ async def test_sg4_sg5_the_campaign_counts_what_came_back_and_pauses_itself_past
         e["action"] == "campaign.pause" and e["details"].get("reason") == "complaint_rate"
         for e in audit
     )
+
+
+async def test_sg4_a_japanese_carrier_address_is_suppressed_after_two_soft_bounces(
+    admin, app, runtime, smtp_server: SmtpServer, inbound
+):
+    """docomo, au, SoftBank and the like stop accepting a sender's mail after repeated errors:
+    their addresses are suppressed after two soft bounces, not three."""
+    carrier = "hanako.y@docomo.ne.jp"
+    world = await make_world(runtime)
+    await consent(runtime, world.list_id, carrier)
+    await consent(runtime, world.list_id, TARO)
+    for n in range(2):
+        await send_campaign(admin, app, world)
+        assert await rows(runtime, Suppression) == []
+        received = smtp_server.messages_to(carrier)[-1]
+        await reply_to_listener(
+            app,
+            received.mail_from,
+            corpus.exim_dsn(received.mail_from).replace(b"E1exim-0001", f"E1exim-c{n}".encode()),
+        )
+    [suppression] = await rows(runtime, Suppression)
+    assert suppression.reason == "soft_bounces"
+    await send_campaign(admin, app, world)
+    assert len(smtp_server.messages_to(carrier)) == 2
+    assert len(smtp_server.messages_to(TARO)) == 3

@@ -158,7 +158,12 @@ async def _target(session: AsyncSession, claim: FeedbackClaim) -> _Target | None
 def _dedupe_key(kind: str, claim: FeedbackClaim, report: Report, data: bytes) -> str:
     """One event per report: the same Message-ID (or, without one, the same bytes) for the
     same token is the same report."""
-    identity = report.message_id or hashlib.sha256(data).hexdigest()
+    # A complaint or a refusal is one per delivery (or subscription), whatever its Message-ID:
+    # a recipient cannot pause a campaign by complaining five times (SG-5).
+    if kind in (FeedbackKind.COMPLAINT.value, FeedbackKind.REFUSAL.value):
+        identity = "once"
+    else:
+        identity = report.message_id or hashlib.sha256(data).hexdigest()
     token = f"{claim.kind}:{'.'.join(map(str, claim.ids))}"
     return hashlib.sha256(f"{kind}\n{token}\n{identity}".encode()).hexdigest()
 
@@ -248,7 +253,11 @@ async def handle(
         return Outcome.UNKNOWN_TARGET
 
     if claim.kind == "u":
-        if is_auto_reply(parse(data)):
+        try:
+            auto = is_auto_reply(parse(data))
+        except RecursionError:  # nested past reason: not an auto-reply anyone sends
+            auto = False
+        if auto:
             return Outcome.IGNORED
         report = read_report(data)
         event_id = await _record(session, FeedbackKind.REFUSAL, target, claim, report, data, now)

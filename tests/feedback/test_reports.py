@@ -101,3 +101,12 @@ def test_oo4_feedback_tokens_verify_under_every_key_ignore_case_and_refuse_any_c
     ):
         with pytest.raises(InvalidToken):
             rotated.read(forged)
+
+
+def test_sg4_a_person_replying_with_numbers_is_not_a_bounce():
+    """Found in review: a reply mentioning "555-0100" or "release 5.4.1" must suppress nobody."""
+    reply = (
+        b"From: taro@example.jp\r\nTo: bounce+d1-aaaaaaaaaaaaaaaa@b.example\r\n"
+        b"Subject: Re: your newsletter\r\n\r\nCall me at 555-0100. Running release 5.4.1.\r\n"
+    )
+    assert read_report(reply).verdict is Verdict.UNKNOWN

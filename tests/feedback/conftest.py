@@ -4,35 +4,28 @@ on a free port of the test's own event loop."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.config import Settings
 from app.feedback.listener import FeedbackHandler, start_listener
-from tests.conftest import BASE_URL, TEST_KEYS
 from tests.smtp import free_port
 
 BOUNCE_DOMAIN = "bounces.shodaku.example"
 
 
 @pytest.fixture
-def settings(database_url: str, smtp_port: int, tmp_path: Path) -> Settings:
-    return Settings(
-        env="dev",
-        database_url=database_url,
-        secret_keys=TEST_KEYS,
-        base_url=BASE_URL,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp_port,
-        outbox_dir=tmp_path / "outbox",
-        send_concurrency=2,
-        send_batch_size=2,
-        signup_answer_floor=0,
-        bounce_domain=BOUNCE_DOMAIN,
-        inbound_host="127.0.0.1",
-        inbound_port=free_port(),
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, with a bounce domain and an inbound port."""
+    return settings.model_copy(
+        update={
+            "send_concurrency": 2,
+            "send_batch_size": 2,
+            "bounce_domain": BOUNCE_DOMAIN,
+            "inbound_host": "127.0.0.1",
+            "inbound_port": free_port(),
+        }
     )
 
 
